@@ -1,0 +1,1033 @@
+//! The breaker: states, permits, generations, transitions and metrics.
+
+use core::fmt;
+
+use heapless::HistoryBuf;
+
+use crate::config::{Config, Jitter, Ratio};
+use crate::policy::{CallRecord, ConsecutiveFailures, TripPolicy};
+use crate::rng::Rng;
+use crate::time::{Clock, Duration, Instant};
+
+/// The breaker's state, without its data (see [`Phase`] for that).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum State {
+    /// Calls flow; outcomes feed the trip policy.
+    Closed,
+    /// Calls are rejected until the open deadline.
+    Open,
+    /// A few probe calls test whether the dependency recovered.
+    HalfOpen,
+    /// Manual: every call is rejected until released.
+    ForcedOpen,
+    /// Manual: every call is permitted and nothing is recorded.
+    Disabled,
+    /// Manual: every call is permitted and recorded, but the breaker never trips.
+    MetricsOnly,
+}
+
+impl State {
+    /// The state's name, as in the docs (`"half-open"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half-open",
+            State::ForcedOpen => "forced-open",
+            State::Disabled => "disabled",
+            State::MetricsOnly => "metrics-only",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The probes of the half-open state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Probes {
+    /// Probes admitted and not yet reported.
+    pub in_flight: u32,
+    /// Successful probes so far.
+    pub successes: u32,
+    /// When the probes in flight count as failed (meaningful while
+    /// `in_flight > 0`).
+    pub lease_until: Instant,
+}
+
+/// The breaker's state with its data: the state machine's own view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Phase {
+    /// See [`State::Closed`].
+    Closed,
+    /// See [`State::Open`]: rejects everything before `until`.
+    Open {
+        /// The first instant at which a probe is admitted.
+        until: Instant,
+    },
+    /// See [`State::HalfOpen`].
+    HalfOpen(Probes),
+    /// See [`State::ForcedOpen`].
+    ForcedOpen,
+    /// See [`State::Disabled`].
+    Disabled,
+    /// See [`State::MetricsOnly`].
+    MetricsOnly,
+}
+
+impl Phase {
+    /// The state without its data.
+    pub const fn state(&self) -> State {
+        match self {
+            Phase::Closed => State::Closed,
+            Phase::Open { .. } => State::Open,
+            Phase::HalfOpen(_) => State::HalfOpen,
+            Phase::ForcedOpen => State::ForcedOpen,
+            Phase::Disabled => State::Disabled,
+            Phase::MetricsOnly => State::MetricsOnly,
+        }
+    }
+}
+
+/// What a call came to, as reported with [`Breaker::record`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Outcome {
+    /// The call succeeded.
+    Success,
+    /// The call failed.
+    Failure,
+    /// The call says nothing about the dependency's health (a cancelled call,
+    /// a client-side error): counts nothing, and gives a probe's slot back.
+    Ignored,
+}
+
+/// Why a call was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RejectReason {
+    /// The breaker is open.
+    Open,
+    /// The breaker is half-open and all its probe slots are taken.
+    HalfOpenFull,
+    /// The breaker was forced open.
+    ForcedOpen,
+}
+
+/// A rejected call: the reason, and how long until a retry can be admitted.
+///
+/// ```
+/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Duration, Instant, Outcome, RejectReason};
+///
+/// let mut breaker = Breaker::<_, _>::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+/// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
+/// breaker.record_at(permit, Outcome::Failure, Instant::ZERO);
+/// let rejected = breaker.try_acquire_at(Instant::from_secs(2)).result.unwrap_err();
+/// assert_eq!(rejected.reason, RejectReason::Open);
+/// assert_eq!(rejected.retry_after, Some(Duration::from_secs(3))); // 5 s open, 2 s gone
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Rejected {
+    /// Why.
+    pub reason: RejectReason,
+    /// Exactly how long until the breaker admits a probe, when that is known:
+    /// `Some` when open, `None` when half-open is full (a slot frees when a
+    /// probe reports) or when forced open (until released).
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self.reason {
+            RejectReason::Open => "the circuit breaker is open",
+            RejectReason::HalfOpenFull => "the circuit breaker is half-open and its probes are busy",
+            RejectReason::ForcedOpen => "the circuit breaker is forced open",
+        };
+        f.write_str(why)?;
+        if let Some(d) = self.retry_after {
+            write!(f, "; retry after {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for Rejected {}
+
+/// Leave to make one call: hand it back to [`Breaker::record`] with the
+/// outcome. It cannot be copied, so each admission is reported at most once.
+///
+/// A permit dropped without a report counts nothing; in half-open its slot
+/// stays taken until the probe lease ends.
+#[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use = "report the call's outcome with `Breaker::record`"]
+pub struct Permit {
+    generation: u64,
+    started: Instant,
+    state: State,
+}
+
+impl Permit {
+    /// The breaker generation that admitted the call.
+    pub const fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// When the call was admitted. Only read from the clock when the breaker
+    /// needs it (slow calls tracked, a time-based policy, half-open, or a
+    /// `*_at` method given the time); otherwise [`Instant::ZERO`].
+    pub const fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The state that admitted the call.
+    pub const fn state(&self) -> State {
+        self.state
+    }
+}
+
+/// Whether a report counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ReportStatus {
+    /// The report belongs to the current generation and was taken.
+    Recorded,
+    /// The permit is from an earlier generation: the report changed nothing.
+    Stale,
+}
+
+/// The answer to [`Breaker::record`]: whether it counted, and the transition
+/// it caused, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use]
+pub struct Report {
+    /// Whether the report counted.
+    pub status: ReportStatus,
+    /// The transition this report caused.
+    pub transition: Option<Transition>,
+}
+
+impl Report {
+    /// Whether the report was stale.
+    pub const fn is_stale(&self) -> bool {
+        matches!(self.status, ReportStatus::Stale)
+    }
+}
+
+/// The answer to [`Breaker::try_acquire`]: a permit or a rejection, and the
+/// transition the attempt caused, if any.
+#[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use]
+pub struct Admission {
+    /// The permit, or why there is none.
+    pub result: Result<Permit, Rejected>,
+    /// The transition this attempt caused (open to half-open, or half-open
+    /// back to open when the probe lease ran out).
+    pub transition: Option<Transition>,
+}
+
+impl Admission {
+    /// The permit or the rejection, dropping the transition.
+    pub fn into_result(self) -> Result<Permit, Rejected> {
+        self.result
+    }
+}
+
+/// Why the breaker changed state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TransitionReason {
+    /// Closed to open: the trip policy said so.
+    Tripped,
+    /// Open to half-open: the open deadline passed.
+    OpenElapsed,
+    /// Half-open to closed: enough probes succeeded.
+    ProbesSucceeded,
+    /// Half-open to open: a probe failed.
+    ProbeFailed,
+    /// Half-open to open: probes stayed out past the probe lease.
+    ProbeLeaseExpired,
+    /// Manual: [`Breaker::force_open`].
+    ForcedOpen,
+    /// Manual: [`Breaker::disable`].
+    Disabled,
+    /// Manual: [`Breaker::metrics_only`].
+    MetricsOnly,
+    /// Manual: [`Breaker::release`] back to closed.
+    Released,
+    /// Manual: [`Breaker::reset`].
+    Reset,
+}
+
+/// One state change, given to the caller whose operation caused it and kept
+/// in the breaker's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Transition {
+    /// The state left.
+    pub from: State,
+    /// The state entered.
+    pub to: State,
+    /// When (the time of the operation that caused it).
+    pub at: Instant,
+    /// Why.
+    pub reason: TransitionReason,
+    /// The generation the breaker entered: one more than before.
+    pub generation: u64,
+}
+
+impl fmt::Display for Transition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} -> {} at {} ({:?}, generation {})",
+            self.from, self.to, self.at, self.reason, self.generation
+        )
+    }
+}
+
+/// Counters since the breaker was made or last reset; each saturates at
+/// `u64::MAX`. Nothing is counted while [`State::Disabled`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Counts {
+    /// Calls admitted.
+    pub calls: u64,
+    /// Successes recorded.
+    pub successes: u64,
+    /// Failures recorded.
+    pub failures: u64,
+    /// Slow calls recorded (successes or failures).
+    pub slow: u64,
+    /// Reports with [`Outcome::Ignored`].
+    pub ignored: u64,
+    /// Calls rejected.
+    pub rejected: u64,
+    /// Stale reports.
+    pub stale: u64,
+}
+
+/// A snapshot of the breaker for dashboards and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Metrics {
+    /// The current state.
+    pub state: State,
+    /// The current generation.
+    pub generation: u64,
+    /// The counters.
+    pub counts: Counts,
+    /// Failures over calls in the policy's window; `None` below its minimum
+    /// number of calls or for a policy without a window.
+    pub failure_rate: Option<Ratio>,
+    /// Slow calls over calls in the policy's window, known as `failure_rate` is.
+    pub slow_rate: Option<Ratio>,
+    /// How long the breaker has been in this state.
+    pub time_in_state: Duration,
+    /// When the next probe can be admitted: the open deadline when open; now
+    /// when half-open with a free slot; `None` otherwise.
+    pub next_probe_at: Option<Instant>,
+    /// Probes admitted in half-open and not yet reported.
+    pub probes_in_flight: u32,
+}
+
+/// The error of a call made through the breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CallError<E> {
+    /// The breaker did not let the call through.
+    Rejected(Rejected),
+    /// The call ran and returned this error.
+    Inner(E),
+}
+
+impl<E> CallError<E> {
+    /// The operation's own error, if it ran and failed.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            CallError::Inner(e) => Some(e),
+            CallError::Rejected(_) => None,
+        }
+    }
+
+    /// Whether the breaker rejected the call.
+    pub const fn is_rejected(&self) -> bool {
+        matches!(self, CallError::Rejected(_))
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for CallError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Rejected(r) => write!(f, "call rejected: {r}"),
+            CallError::Inner(e) => write!(f, "call failed: {e}"),
+        }
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for CallError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            CallError::Rejected(r) => Some(r),
+            CallError::Inner(e) => Some(e),
+        }
+    }
+}
+
+/// The time of one operation, read from the clock at most once and only if
+/// needed: the closed hot path often needs no time at all.
+struct Now<F> {
+    read: F,
+    known: Option<Instant>,
+}
+
+impl<F: FnMut() -> Instant> Now<F> {
+    fn get(&mut self) -> Instant {
+        match self.known {
+            Some(t) => t,
+            None => {
+                let t = (self.read)();
+                self.known = Some(t);
+                t
+            }
+        }
+    }
+
+    /// The time if `needed` or already known, else `fallback`.
+    fn get_if(&mut self, needed: bool, fallback: Instant) -> Instant {
+        match self.known {
+            Some(t) => t,
+            None if needed => self.get(),
+            None => fallback,
+        }
+    }
+}
+
+fn given(now: Instant) -> Now<impl FnMut() -> Instant> {
+    Now {
+        read: move || now,
+        known: Some(now),
+    }
+}
+
+/// Everything but the clock, so the clock can be read lazily while the
+/// state machine is borrowed mutably.
+#[derive(Clone, Debug)]
+struct Machine<P, const H: usize> {
+    phase: Phase,
+    generation: u64,
+    entered_at: Instant,
+    /// The current open duration before jitter; grows with each failed probe.
+    open_base: Duration,
+    rng: Rng,
+    counts: Counts,
+    config: Config,
+    policy: P,
+    history: HistoryBuf<Transition, H>,
+}
+
+impl<P: TripPolicy, const H: usize> Machine<P, H> {
+    fn closed_needs_time(&self) -> bool {
+        P::NEEDS_TIME || self.config.slow_call_threshold().is_some()
+    }
+
+    fn acquire(&mut self, now: &mut Now<impl FnMut() -> Instant>) -> Admission {
+        match self.phase {
+            Phase::Closed | Phase::MetricsOnly => {
+                self.counts.calls = self.counts.calls.saturating_add(1);
+                let started = now.get_if(self.closed_needs_time(), Instant::ZERO);
+                self.admit(started, None)
+            }
+            Phase::Disabled => {
+                let started = now.get_if(false, Instant::ZERO);
+                self.admit(started, None)
+            }
+            Phase::Open { until } => {
+                let t = now.get();
+                if t < until {
+                    return self.reject(RejectReason::Open, Some(until.saturating_duration_since(t)), None);
+                }
+                let probes = Probes {
+                    in_flight: 1,
+                    successes: 0,
+                    lease_until: t.saturating_add(self.config.probe_lease()),
+                };
+                let transition = self.enter(Phase::HalfOpen(probes), TransitionReason::OpenElapsed, t);
+                self.counts.calls = self.counts.calls.saturating_add(1);
+                self.admit(t, Some(transition))
+            }
+            Phase::HalfOpen(mut probes) => {
+                let t = now.get();
+                if probes.in_flight > 0 && t >= probes.lease_until {
+                    let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
+                    let retry_after = match self.phase {
+                        Phase::Open { until } => Some(until.saturating_duration_since(t)),
+                        _ => None,
+                    };
+                    return self.reject(RejectReason::Open, retry_after, Some(transition));
+                }
+                if probes.in_flight >= self.config.max_probes() {
+                    return self.reject(RejectReason::HalfOpenFull, None, None);
+                }
+                if probes.in_flight == 0 {
+                    probes.lease_until = t.saturating_add(self.config.probe_lease());
+                }
+                probes.in_flight += 1;
+                self.phase = Phase::HalfOpen(probes);
+                self.counts.calls = self.counts.calls.saturating_add(1);
+                self.admit(t, None)
+            }
+            Phase::ForcedOpen => self.reject(RejectReason::ForcedOpen, None, None),
+        }
+    }
+
+    fn admit(&self, started: Instant, transition: Option<Transition>) -> Admission {
+        Admission {
+            result: Ok(Permit {
+                generation: self.generation,
+                started,
+                state: self.phase.state(),
+            }),
+            transition,
+        }
+    }
+
+    fn reject(
+        &mut self,
+        reason: RejectReason,
+        retry_after: Option<Duration>,
+        transition: Option<Transition>,
+    ) -> Admission {
+        self.counts.rejected = self.counts.rejected.saturating_add(1);
+        Admission {
+            result: Err(Rejected {
+                reason,
+                retry_after,
+            }),
+            transition,
+        }
+    }
+
+    fn record(&mut self, permit: Permit, outcome: Outcome, now: &mut Now<impl FnMut() -> Instant>) -> Report {
+        // Probes past their lease have failed, whatever arrives now.
+        if let Phase::HalfOpen(probes) = self.phase {
+            if probes.in_flight > 0 {
+                let t = now.get();
+                if t >= probes.lease_until {
+                    let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
+                    return self.stale(Some(transition));
+                }
+            }
+        }
+        if permit.generation != self.generation {
+            return self.stale(None);
+        }
+        let failed = match outcome {
+            Outcome::Success => false,
+            Outcome::Failure => true,
+            Outcome::Ignored => {
+                if !matches!(self.phase, Phase::Disabled) {
+                    self.counts.ignored = self.counts.ignored.saturating_add(1);
+                }
+                if let Phase::HalfOpen(mut probes) = self.phase {
+                    probes.in_flight = probes.in_flight.saturating_sub(1);
+                    self.phase = Phase::HalfOpen(probes);
+                }
+                return Report {
+                    status: ReportStatus::Recorded,
+                    transition: None,
+                };
+            }
+        };
+        let transition = match self.phase {
+            Phase::Disabled => None,
+            Phase::Closed | Phase::MetricsOnly => {
+                let slow = self.is_slow(&permit, now);
+                let at = now.get_if(P::NEEDS_TIME, permit.started);
+                self.count(failed, slow);
+                let trip = self.policy.record(CallRecord { failed, slow, at });
+                if trip && matches!(self.phase, Phase::Closed) {
+                    let t = now.get();
+                    Some(self.trip(t))
+                } else {
+                    None
+                }
+            }
+            Phase::HalfOpen(mut probes) => {
+                let slow = self.is_slow(&permit, now);
+                self.count(failed, slow);
+                let t = now.get();
+                probes.in_flight = probes.in_flight.saturating_sub(1);
+                if failed {
+                    Some(self.reopen(TransitionReason::ProbeFailed, t))
+                } else {
+                    probes.successes = probes.successes.saturating_add(1);
+                    self.phase = Phase::HalfOpen(probes);
+                    if probes.successes >= self.config.successes_to_close() {
+                        Some(self.close(TransitionReason::ProbesSucceeded, t))
+                    } else {
+                        None
+                    }
+                }
+            }
+            // No permit of the current generation exists in these states:
+            // every transition into them bumps the generation.
+            Phase::Open { .. } | Phase::ForcedOpen => return self.stale(None),
+        };
+        Report {
+            status: ReportStatus::Recorded,
+            transition,
+        }
+    }
+
+    fn is_slow(&self, permit: &Permit, now: &mut Now<impl FnMut() -> Instant>) -> bool {
+        match self.config.slow_call_threshold() {
+            Some(threshold) => now.get().saturating_duration_since(permit.started) >= threshold,
+            None => false,
+        }
+    }
+
+    fn count(&mut self, failed: bool, slow: bool) {
+        let c = &mut self.counts;
+        if failed {
+            c.failures = c.failures.saturating_add(1);
+        } else {
+            c.successes = c.successes.saturating_add(1);
+        }
+        if slow {
+            c.slow = c.slow.saturating_add(1);
+        }
+    }
+
+    fn stale(&mut self, transition: Option<Transition>) -> Report {
+        self.counts.stale = self.counts.stale.saturating_add(1);
+        Report {
+            status: ReportStatus::Stale,
+            transition,
+        }
+    }
+
+    fn enter(&mut self, phase: Phase, reason: TransitionReason, at: Instant) -> Transition {
+        let from = self.phase.state();
+        self.phase = phase;
+        // Cannot wrap in practice (2^64 transitions); wrapping keeps it panic-free.
+        self.generation = self.generation.wrapping_add(1);
+        self.entered_at = at;
+        let transition = Transition {
+            from,
+            to: phase.state(),
+            at,
+            reason,
+            generation: self.generation,
+        };
+        self.history.write(transition);
+        transition
+    }
+
+    fn open_deadline(&mut self, at: Instant) -> Instant {
+        let d = self.open_base;
+        let jittered = match self.config.jitter() {
+            Jitter::None => d,
+            Jitter::Full => Duration::from_micros(self.rng.up_to(d.as_micros())),
+            Jitter::Equal => {
+                let half = d.as_micros() / 2;
+                Duration::from_micros(half + self.rng.up_to(d.as_micros() - half))
+            }
+        };
+        at.saturating_add(jittered)
+    }
+
+    fn trip(&mut self, at: Instant) -> Transition {
+        let until = self.open_deadline(at);
+        self.enter(Phase::Open { until }, TransitionReason::Tripped, at)
+    }
+
+    fn reopen(&mut self, reason: TransitionReason, at: Instant) -> Transition {
+        self.open_base = self.config.backoff().next(self.open_base);
+        let until = self.open_deadline(at);
+        self.enter(Phase::Open { until }, reason, at)
+    }
+
+    fn close(&mut self, reason: TransitionReason, at: Instant) -> Transition {
+        self.open_base = self.config.backoff().initial();
+        self.policy.reset(at);
+        self.enter(Phase::Closed, reason, at)
+    }
+
+    fn enter_manual(&mut self, phase: Phase, reason: TransitionReason, at: Instant) -> Option<Transition> {
+        if self.phase.state() == phase.state() {
+            return None;
+        }
+        if matches!(phase, Phase::MetricsOnly) {
+            self.policy.reset(at);
+        }
+        Some(self.enter(phase, reason, at))
+    }
+
+    fn release(&mut self, at: Instant) -> Option<Transition> {
+        match self.phase {
+            Phase::ForcedOpen | Phase::Disabled | Phase::MetricsOnly => {
+                Some(self.close(TransitionReason::Released, at))
+            }
+            _ => None,
+        }
+    }
+
+    fn reset(&mut self, at: Instant) -> Transition {
+        self.counts = Counts::default();
+        self.close(TransitionReason::Reset, at)
+    }
+
+    fn metrics(&self, now: Instant) -> Metrics {
+        let window = self.policy.window(now);
+        let rate = |part: fn(&crate::WindowCounts) -> u32| {
+            window
+                .filter(|w| w.calls > 0 && w.calls >= w.minimum_calls)
+                .map(|w| Ratio::new(part(&w), w.calls))
+        };
+        let (next_probe_at, probes_in_flight) = match self.phase {
+            Phase::Open { until } => (Some(until), 0),
+            Phase::HalfOpen(p) => {
+                let free = p.in_flight < self.config.max_probes();
+                (if free { Some(now) } else { None }, p.in_flight)
+            }
+            _ => (None, 0),
+        };
+        Metrics {
+            state: self.phase.state(),
+            generation: self.generation,
+            counts: self.counts,
+            failure_rate: rate(|w| w.failures),
+            slow_rate: rate(|w| w.slow),
+            time_in_state: now.saturating_duration_since(self.entered_at),
+            next_probe_at,
+            probes_in_flight,
+        }
+    }
+}
+
+/// A circuit breaker for one thread of control: a main loop, an RTIC
+/// resource, one thread. `&mut self` throughout.
+///
+/// - `P` decides when to trip ([`ConsecutiveFailures`] by default);
+/// - `C` tells the time ([`Clock`]); `()` is a clock that is never read, for
+///   breakers driven only by the `*_at` methods, which take the time as an
+///   argument (the pure state machine);
+/// - `H` is how many transitions the history keeps (4 by default).
+///
+/// # Half-open and the probe lease
+///
+/// Half-open admits at most `max_probes` calls at once. `successes_to_close`
+/// successes close the breaker; any failure reopens it; an `Ignored` outcome
+/// gives the slot back. The probe lease starts when a probe is admitted while
+/// none is in flight and is not extended by later probes: if probes are still
+/// in flight when it ends, they count as failed and the breaker reopens. So
+/// every probe is reported within the lease or counts as failed, and
+/// half-open can never wedge, even if every permit is lost. (With
+/// `max_probes = 1`, the default, the lease is exactly per probe.)
+///
+/// Every transition bumps the generation; a report with a permit from an
+/// earlier generation is [`ReportStatus::Stale`] and changes nothing.
+///
+/// ```
+/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Duration, ManualClock, Outcome, State};
+///
+/// let clock = ManualClock::new();
+/// let mut breaker: Breaker<_, _> =
+///     Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), &clock);
+///
+/// for _ in 0..2 {
+///     let permit = breaker.try_acquire().result.unwrap();
+///     let _ = breaker.record(permit, Outcome::Failure);
+/// }
+/// assert_eq!(breaker.state(), State::Open);
+/// assert!(breaker.try_acquire().result.is_err());
+///
+/// clock.advance(Duration::from_secs(5));
+/// let probe = breaker.try_acquire();
+/// assert_eq!(breaker.state(), State::HalfOpen);
+/// let report = breaker.record(probe.result.unwrap(), Outcome::Success);
+/// assert_eq!(report.transition.map(|t| t.to), Some(State::Closed));
+/// ```
+pub struct Breaker<P = ConsecutiveFailures, C = (), const H: usize = 4> {
+    machine: Machine<P, H>,
+    clock: C,
+}
+
+/// The clock of a breaker driven only through the `*_at` methods; reading it
+/// gives [`Instant::ZERO`].
+impl Clock for () {
+    fn now(&self) -> Instant {
+        Instant::ZERO
+    }
+}
+
+impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
+    /// A closed breaker. Time in the first closed state counts from the
+    /// clock's epoch (`const`, so it can initialise a `static`).
+    pub const fn new(config: Config, policy: P, clock: C) -> Self {
+        Breaker {
+            machine: Machine {
+                phase: Phase::Closed,
+                generation: 0,
+                entered_at: Instant::ZERO,
+                open_base: config.backoff().initial(),
+                rng: Rng::new(config.jitter_seed()),
+                counts: Counts {
+                    calls: 0,
+                    successes: 0,
+                    failures: 0,
+                    slow: 0,
+                    ignored: 0,
+                    rejected: 0,
+                    stale: 0,
+                },
+                config,
+                policy,
+                history: HistoryBuf::new(),
+            },
+            clock,
+        }
+    }
+
+    /// Asks to make a call now. In the closed states this reads the clock
+    /// only if the policy or slow-call tracking needs the time.
+    #[inline]
+    pub fn try_acquire(&mut self) -> Admission {
+        let clock = &self.clock;
+        self.machine.acquire(&mut Now {
+            read: || clock.now(),
+            known: None,
+        })
+    }
+
+    /// Asks to make a call at `now` (the pure form: the clock is not read).
+    pub fn try_acquire_at(&mut self, now: Instant) -> Admission {
+        self.machine.acquire(&mut given(now))
+    }
+
+    /// Reports how the call admitted by `permit` went.
+    #[inline]
+    pub fn record(&mut self, permit: Permit, outcome: Outcome) -> Report {
+        let clock = &self.clock;
+        self.machine.record(
+            permit,
+            outcome,
+            &mut Now {
+                read: || clock.now(),
+                known: None,
+            },
+        )
+    }
+
+    /// Reports at `now` how the call admitted by `permit` went (pure form).
+    pub fn record_at(&mut self, permit: Permit, outcome: Outcome, now: Instant) -> Report {
+        self.machine.record(permit, outcome, &mut given(now))
+    }
+
+    /// Runs `op` through the breaker: `Ok` is a success, `Err` a failure.
+    ///
+    /// The transitions it causes are kept in [`history`](Self::history);
+    /// use [`try_acquire`](Self::try_acquire) and [`record`](Self::record)
+    /// to receive them.
+    ///
+    /// ```
+    /// use breakerbox_core::{Breaker, CallError, Config, ConsecutiveFailures};
+    ///
+    /// let mut breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    /// assert_eq!(breaker.call(|| Err::<(), _>("timeout")), Err(CallError::Inner("timeout")));
+    /// assert!(breaker.call(|| Ok::<_, ()>(1)).unwrap_err().is_rejected());
+    /// ```
+    ///
+    /// # Errors
+    /// [`CallError::Rejected`] without running `op` when the breaker says no;
+    /// [`CallError::Inner`] with `op`'s error.
+    pub fn call<T, E>(&mut self, op: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
+        self.call_classified(op, |result| match result {
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Failure,
+        })
+    }
+
+    /// Runs `op` through the breaker, with `classify` deciding what its
+    /// result counts as (an `Err` for "not found" may be a success, a
+    /// cancelled call may be ignored).
+    ///
+    /// ```
+    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Outcome};
+    ///
+    /// let mut breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    /// let not_found = breaker.call_classified(
+    ///     || Err::<(), u16>(404),
+    ///     |r| match r {
+    ///         Err(404) => Outcome::Success,
+    ///         Err(_) => Outcome::Failure,
+    ///         Ok(_) => Outcome::Success,
+    ///     },
+    /// );
+    /// assert!(not_found.is_err());
+    /// assert_eq!(breaker.state(), breakerbox_core::State::Closed);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    pub fn call_classified<T, E>(
+        &mut self,
+        op: impl FnOnce() -> Result<T, E>,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+    ) -> Result<T, CallError<E>> {
+        let permit = self.try_acquire().result.map_err(CallError::Rejected)?;
+        let result = op();
+        let _ = self.record(permit, classify(&result));
+        result.map_err(CallError::Inner)
+    }
+
+    /// Rejects every call until [`release`](Self::release); `None` if
+    /// already forced open.
+    pub fn force_open(&mut self) -> Option<Transition> {
+        self.force_open_at(self.clock.now())
+    }
+
+    /// [`force_open`](Self::force_open) at `now`.
+    pub fn force_open_at(&mut self, now: Instant) -> Option<Transition> {
+        self.machine.enter_manual(Phase::ForcedOpen, TransitionReason::ForcedOpen, now)
+    }
+
+    /// Permits every call and records nothing until [`release`](Self::release);
+    /// `None` if already disabled.
+    pub fn disable(&mut self) -> Option<Transition> {
+        self.disable_at(self.clock.now())
+    }
+
+    /// [`disable`](Self::disable) at `now`.
+    pub fn disable_at(&mut self, now: Instant) -> Option<Transition> {
+        self.machine.enter_manual(Phase::Disabled, TransitionReason::Disabled, now)
+    }
+
+    /// Permits every call and records outcomes (the policy starts afresh),
+    /// but never trips, until [`release`](Self::release); `None` if already
+    /// metrics-only.
+    pub fn metrics_only(&mut self) -> Option<Transition> {
+        self.metrics_only_at(self.clock.now())
+    }
+
+    /// [`metrics_only`](Self::metrics_only) at `now`.
+    pub fn metrics_only_at(&mut self, now: Instant) -> Option<Transition> {
+        self.machine.enter_manual(Phase::MetricsOnly, TransitionReason::MetricsOnly, now)
+    }
+
+    /// Leaves a manual state (forced open, disabled, metrics-only) for
+    /// closed; `None` in any other state.
+    pub fn release(&mut self) -> Option<Transition> {
+        self.release_at(self.clock.now())
+    }
+
+    /// [`release`](Self::release) at `now`.
+    pub fn release_at(&mut self, now: Instant) -> Option<Transition> {
+        self.machine.release(now)
+    }
+
+    /// Back to closed from any state, with an empty policy, the first open
+    /// duration, zeroed counters and a new generation (so every permit out
+    /// becomes stale). The history is kept.
+    pub fn reset(&mut self) -> Transition {
+        self.reset_at(self.clock.now())
+    }
+
+    /// [`reset`](Self::reset) at `now`.
+    pub fn reset_at(&mut self, now: Instant) -> Transition {
+        self.machine.reset(now)
+    }
+
+    /// The current state. Transitions happen lazily, in operations: an open
+    /// breaker past its deadline reports `Open` until the next acquire.
+    pub fn state(&self) -> State {
+        self.machine.phase.state()
+    }
+
+    /// The current state with its data.
+    pub fn phase(&self) -> Phase {
+        self.machine.phase
+    }
+
+    /// The current generation.
+    pub fn generation(&self) -> u64 {
+        self.machine.generation
+    }
+
+    /// The counters.
+    pub fn counts(&self) -> Counts {
+        self.machine.counts
+    }
+
+    /// A snapshot of everything, reading the clock once.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics_at(self.clock.now())
+    }
+
+    /// A snapshot of everything at `now`.
+    pub fn metrics_at(&self, now: Instant) -> Metrics {
+        self.machine.metrics(now)
+    }
+
+    /// The last `H` transitions, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = &Transition> + '_ {
+        self.machine.history.oldest_ordered()
+    }
+
+    /// The latest transition, if any.
+    pub fn last_transition(&self) -> Option<&Transition> {
+        self.machine.history.recent()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.machine.config
+    }
+
+    /// The trip policy.
+    pub fn policy(&self) -> &P {
+        &self.machine.policy
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+}
+
+impl<P: fmt::Debug, C: fmt::Debug, const H: usize> fmt::Debug for Breaker<P, C, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.machine;
+        f.debug_struct("Breaker")
+            .field("phase", &m.phase)
+            .field("generation", &m.generation)
+            .field("counts", &m.counts)
+            .field("config", &m.config)
+            .field("policy", &m.policy)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<P, C, const H: usize> defmt::Format for Breaker<P, C, H> {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(
+            f,
+            "Breaker {{ phase: {}, generation: {}, counts: {} }}",
+            self.machine.phase,
+            self.machine.generation,
+            self.machine.counts
+        )
+    }
+}

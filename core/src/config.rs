@@ -1,0 +1,602 @@
+//! Configuration: a `Copy` value built and validated by `const fn`s, so a
+//! static firmware configuration is checked when the program is compiled.
+
+use core::fmt;
+
+use crate::time::Duration;
+
+/// An exact fraction `numerator / denominator` of two `u32`s: the crate's
+/// integer stand-in for rates, thresholds and multipliers (no floats).
+///
+/// ```
+/// use breakerbox_core::Ratio;
+///
+/// let half = Ratio::percent(50);
+/// assert!(half.is_reached_by(5, 10)); // 5 of 10 is 50 %: reached (>=)
+/// assert!(!half.is_reached_by(4, 10));
+/// assert_eq!(Ratio::new(3, 2).as_per_mille(), Some(1_500));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Ratio {
+    numerator: u32,
+    denominator: u32,
+}
+
+impl Ratio {
+    /// `numerator / denominator`. A zero denominator is kept as given and
+    /// refused where the ratio is validated (it names the field there).
+    pub const fn new(numerator: u32, denominator: u32) -> Self {
+        Ratio {
+            numerator,
+            denominator,
+        }
+    }
+
+    /// `percent / 100`.
+    pub const fn percent(percent: u32) -> Self {
+        Ratio::new(percent, 100)
+    }
+
+    /// `per_mille / 1000`.
+    pub const fn per_mille(per_mille: u32) -> Self {
+        Ratio::new(per_mille, 1_000)
+    }
+
+    /// The numerator.
+    pub const fn numerator(self) -> u32 {
+        self.numerator
+    }
+
+    /// The denominator.
+    pub const fn denominator(self) -> u32 {
+        self.denominator
+    }
+
+    /// The ratio in thousandths, rounded down; `None` for a zero denominator.
+    pub const fn as_per_mille(self) -> Option<u64> {
+        if self.denominator == 0 {
+            None
+        } else {
+            Some(self.numerator as u64 * 1_000 / self.denominator as u64)
+        }
+    }
+
+    /// Whether `part / whole >= self`, computed exactly. An empty `whole`
+    /// reaches nothing.
+    pub const fn is_reached_by(self, part: u64, whole: u64) -> bool {
+        whole != 0 && part as u128 * self.denominator as u128 >= self.numerator as u128 * whole as u128
+    }
+
+    /// Whether the ratio is at least one (`numerator >= denominator > 0`).
+    pub const fn is_at_least_one(self) -> bool {
+        self.denominator != 0 && self.numerator >= self.denominator
+    }
+
+    /// Multiplies `d` by this ratio exactly, rounding down and saturating at
+    /// [`Duration::MAX`]. A zero denominator gives [`Duration::MAX`].
+    pub const fn scale(self, d: Duration) -> Duration {
+        if self.denominator == 0 {
+            return Duration::MAX;
+        }
+        let micros = d.as_micros();
+        let den = self.denominator as u64;
+        let num = self.numerator as u64;
+        // Split so no product can overflow: (remainder * num) < 2^64.
+        let whole = (micros / den).saturating_mul(num);
+        let rest = (micros % den) * num / den;
+        Duration::from_micros(whole.saturating_add(rest))
+    }
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.numerator, self.denominator)
+    }
+}
+
+/// How long the breaker stays open before it lets a probe through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Backoff {
+    /// The same duration every time.
+    Fixed(Duration),
+    /// `initial` after a trip, multiplied by `multiplier` each time a probe
+    /// fails and the breaker reopens, never above `max`. Back to `initial`
+    /// when the breaker closes.
+    Exponential {
+        /// The first open duration.
+        initial: Duration,
+        /// The cap.
+        max: Duration,
+        /// The growth factor per reopening, at least 1.
+        multiplier: Ratio,
+    },
+}
+
+impl Backoff {
+    /// The first open duration after a trip.
+    pub const fn initial(self) -> Duration {
+        match self {
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential { initial, .. } => initial,
+        }
+    }
+
+    /// The open duration that follows `current` when a probe fails.
+    pub const fn next(self, current: Duration) -> Duration {
+        match self {
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential {
+                max, multiplier, ..
+            } => multiplier.scale(current).min(max),
+        }
+    }
+
+    /// The longest open duration this backoff can give (before jitter).
+    pub const fn max(self) -> Duration {
+        match self {
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential { max, .. } => max,
+        }
+    }
+}
+
+/// Randomness added to each open duration `d`, so that many breakers that
+/// tripped together do not probe together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Jitter {
+    /// Exactly `d`.
+    #[default]
+    None,
+    /// Uniform in `[0, d]`.
+    Full,
+    /// `d/2` plus uniform in `[0, d - d/2]`, so within `[d/2, d]`.
+    Equal,
+}
+
+/// Everything that is wrong with a configuration value, each naming its field.
+///
+/// ```
+/// use breakerbox_core::{Config, ConfigError};
+///
+/// let err = Config::builder().max_probes(0).build().unwrap_err();
+/// assert_eq!(err, ConfigError::MaxProbes);
+/// assert_eq!(err.field(), "max_probes");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `open_duration` (or the backoff's `initial`) is zero.
+    OpenDuration,
+    /// The backoff `multiplier` is below 1 or has a zero denominator.
+    BackoffMultiplier,
+    /// The backoff cap `max` is below its `initial` duration.
+    BackoffMax,
+    /// `max_probes` is zero: half-open could never admit a probe.
+    MaxProbes,
+    /// `successes_to_close` is zero: half-open would close on nothing.
+    SuccessesToClose,
+    /// `probe_lease` is zero: every probe would expire at once.
+    ProbeLease,
+    /// `slow_call_threshold` is zero: every call would be slow.
+    SlowCallThreshold,
+    /// A trip policy's `failure_threshold` is zero: it would trip on nothing.
+    FailureThreshold,
+    /// A tick counter's width is outside 1..=32 bits.
+    CounterWidth,
+    /// A tick counter's rate is zero.
+    TickRate,
+}
+
+impl ConfigError {
+    /// The name of the offending field.
+    pub const fn field(self) -> &'static str {
+        match self {
+            ConfigError::OpenDuration => "open_duration",
+            ConfigError::BackoffMultiplier => "multiplier",
+            ConfigError::BackoffMax => "max",
+            ConfigError::MaxProbes => "max_probes",
+            ConfigError::SuccessesToClose => "successes_to_close",
+            ConfigError::ProbeLease => "probe_lease",
+            ConfigError::SlowCallThreshold => "slow_call_threshold",
+            ConfigError::FailureThreshold => "failure_threshold",
+            ConfigError::CounterWidth => "bits",
+            ConfigError::TickRate => "hz",
+        }
+    }
+
+    /// What is wrong, in words; `const` so a `const` configuration can
+    /// `panic!("{}", err.as_str())` and fail the build with it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConfigError::OpenDuration => "open_duration must be longer than zero",
+            ConfigError::BackoffMultiplier => {
+                "backoff multiplier must be at least 1 with a non-zero denominator"
+            }
+            ConfigError::BackoffMax => "backoff max must not be below its initial duration",
+            ConfigError::MaxProbes => "max_probes must be at least 1",
+            ConfigError::SuccessesToClose => "successes_to_close must be at least 1",
+            ConfigError::ProbeLease => "probe_lease must be longer than zero",
+            ConfigError::SlowCallThreshold => "slow_call_threshold must be longer than zero",
+            ConfigError::FailureThreshold => "failure_threshold must be at least 1",
+            ConfigError::CounterWidth => "a tick counter must be 1 to 32 bits wide",
+            ConfigError::TickRate => "a tick counter's rate must be above zero",
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid breaker configuration, field `{}`: {}",
+            self.field(),
+            self.as_str()
+        )
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// The breaker's configuration: open duration, half-open probing and slow
+/// calls. (When to trip is the [`TripPolicy`](crate::TripPolicy)'s business.)
+///
+/// Build it with [`Config::builder`]; every value is checked there, so a
+/// `Config` you hold is always valid.
+///
+/// ```
+/// use core::time::Duration;
+/// use breakerbox_core::{Config, Jitter};
+///
+/// const CONFIG: Config = match Config::builder()
+///     .exponential_backoff(Duration::from_secs(1), Duration::from_secs(60), 2, 1)
+///     .jitter(Jitter::Equal, 0x5eed)
+///     .max_probes(3)
+///     .successes_to_close(3)
+///     .build()
+/// {
+///     Ok(config) => config,
+///     Err(e) => panic!("{}", e.as_str()),
+/// };
+/// assert_eq!(CONFIG.max_probes(), 3);
+/// ```
+///
+/// An invalid `const` configuration does not compile:
+///
+/// ```compile_fail
+/// use breakerbox_core::Config;
+///
+/// const CONFIG: Config = match Config::builder().max_probes(0).build() {
+///     Ok(config) => config,
+///     Err(e) => panic!("{}", e.as_str()), // error[E0080]: max_probes must be at least 1
+/// };
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Config {
+    backoff: Backoff,
+    jitter: Jitter,
+    jitter_seed: u64,
+    max_probes: u32,
+    successes_to_close: u32,
+    probe_lease: Duration,
+    slow_call_threshold: Option<Duration>,
+}
+
+impl Config {
+    /// The defaults: open for 5 s (fixed, as Polly and the seed), one probe
+    /// at a time, one success to close, a 30 s probe lease, no slow calls.
+    pub const DEFAULT: Config = match ConfigBuilder::new().build() {
+        Ok(config) => config,
+        Err(e) => panic!("{}", e.as_str()),
+    };
+
+    /// A builder starting from the defaults.
+    pub const fn builder() -> ConfigBuilder {
+        ConfigBuilder::new()
+    }
+
+    /// How long the breaker stays open.
+    pub const fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// The jitter on each open duration.
+    pub const fn jitter(&self) -> Jitter {
+        self.jitter
+    }
+
+    /// The seed of the jitter's random sequence.
+    pub const fn jitter_seed(&self) -> u64 {
+        self.jitter_seed
+    }
+
+    /// The most probes half-open lets run at once.
+    pub const fn max_probes(&self) -> u32 {
+        self.max_probes
+    }
+
+    /// The successful probes that close the breaker.
+    pub const fn successes_to_close(&self) -> u32 {
+        self.successes_to_close
+    }
+
+    /// How long probes may stay out before they count as failed.
+    pub const fn probe_lease(&self) -> Duration {
+        self.probe_lease
+    }
+
+    /// The duration from which a call is slow, if slow calls are tracked.
+    pub const fn slow_call_threshold(&self) -> Option<Duration> {
+        self.slow_call_threshold
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::DEFAULT
+    }
+}
+
+/// Builds a [`Config`]; every setter is a `const fn` and
+/// [`build`](Self::build) validates the whole.
+///
+/// Durations are [`core::time::Duration`]s, kept to the microsecond.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// A builder holding the [`Config::DEFAULT`] values.
+    pub const fn new() -> Self {
+        ConfigBuilder {
+            config: Config {
+                backoff: Backoff::Fixed(Duration::from_secs(5)),
+                jitter: Jitter::None,
+                jitter_seed: 0x853c_49e6_748f_ea9b,
+                max_probes: 1,
+                successes_to_close: 1,
+                probe_lease: Duration::from_secs(30),
+                slow_call_threshold: None,
+            },
+        }
+    }
+
+    /// Stay open for `d` every time.
+    pub const fn open_duration(mut self, d: core::time::Duration) -> Self {
+        self.config.backoff = Backoff::Fixed(Duration::from_core(d));
+        self
+    }
+
+    /// Stay open for `initial` after a trip, multiplied by
+    /// `multiplier_numerator / multiplier_denominator` (at least 1) after each
+    /// failed probe, never above `max`.
+    pub const fn exponential_backoff(
+        mut self,
+        initial: core::time::Duration,
+        max: core::time::Duration,
+        multiplier_numerator: u32,
+        multiplier_denominator: u32,
+    ) -> Self {
+        self.config.backoff = Backoff::Exponential {
+            initial: Duration::from_core(initial),
+            max: Duration::from_core(max),
+            multiplier: Ratio::new(multiplier_numerator, multiplier_denominator),
+        };
+        self
+    }
+
+    /// Add `jitter` to every open duration, drawn from a small random
+    /// generator seeded with `seed`. Give each breaker its own seed (an id,
+    /// a hardware random number), or breakers that trip together still probe
+    /// together.
+    pub const fn jitter(mut self, jitter: Jitter, seed: u64) -> Self {
+        self.config.jitter = jitter;
+        self.config.jitter_seed = seed;
+        self
+    }
+
+    /// Let at most `n` probes run at once in half-open.
+    pub const fn max_probes(mut self, n: u32) -> Self {
+        self.config.max_probes = n;
+        self
+    }
+
+    /// Close after `n` successful probes.
+    pub const fn successes_to_close(mut self, n: u32) -> Self {
+        self.config.successes_to_close = n;
+        self
+    }
+
+    /// Count probes still out after `lease` as failed (see
+    /// [`Breaker`](crate::Breaker) for exactly how the lease runs).
+    pub const fn probe_lease(mut self, lease: core::time::Duration) -> Self {
+        self.config.probe_lease = Duration::from_core(lease);
+        self
+    }
+
+    /// Count a call as slow when it takes `threshold` or longer, whatever its
+    /// outcome. Off by default; when on, admission reads the clock.
+    pub const fn slow_call_threshold(mut self, threshold: core::time::Duration) -> Self {
+        self.config.slow_call_threshold = Some(Duration::from_core(threshold));
+        self
+    }
+
+    /// Checks every value and gives the configuration.
+    ///
+    /// # Errors
+    /// The first invalid field, as a [`ConfigError`].
+    pub const fn build(self) -> Result<Config, ConfigError> {
+        let c = self.config;
+        match c.backoff {
+            Backoff::Fixed(d) => {
+                if d.is_zero() {
+                    return Err(ConfigError::OpenDuration);
+                }
+            }
+            Backoff::Exponential {
+                initial,
+                max,
+                multiplier,
+            } => {
+                if initial.is_zero() {
+                    return Err(ConfigError::OpenDuration);
+                }
+                if !multiplier.is_at_least_one() {
+                    return Err(ConfigError::BackoffMultiplier);
+                }
+                if max.as_micros() < initial.as_micros() {
+                    return Err(ConfigError::BackoffMax);
+                }
+            }
+        }
+        if c.max_probes == 0 {
+            return Err(ConfigError::MaxProbes);
+        }
+        if c.successes_to_close == 0 {
+            return Err(ConfigError::SuccessesToClose);
+        }
+        if c.probe_lease.is_zero() {
+            return Err(ConfigError::ProbeLease);
+        }
+        if let Some(t) = c.slow_call_threshold {
+            if t.is_zero() {
+                return Err(ConfigError::SlowCallThreshold);
+            }
+        }
+        Ok(c)
+    }
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        ConfigBuilder::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::time::Duration as StdDuration;
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        let c = Config::default();
+        assert_eq!(c.backoff(), Backoff::Fixed(Duration::from_secs(5)));
+        assert_eq!(c.max_probes(), 1);
+        assert_eq!(c.successes_to_close(), 1);
+        assert_eq!(c.probe_lease(), Duration::from_secs(30));
+        assert_eq!(c.slow_call_threshold(), None);
+        assert_eq!(c.jitter(), Jitter::None);
+    }
+
+    #[test]
+    fn every_invalid_field_is_named() {
+        let b = Config::builder;
+        let cases = [
+            (b().open_duration(StdDuration::ZERO), ConfigError::OpenDuration),
+            (b().open_duration(StdDuration::from_nanos(999)), ConfigError::OpenDuration),
+            (
+                b().exponential_backoff(StdDuration::ZERO, StdDuration::from_secs(1), 2, 1),
+                ConfigError::OpenDuration,
+            ),
+            (
+                b().exponential_backoff(StdDuration::from_secs(1), StdDuration::from_secs(9), 1, 2),
+                ConfigError::BackoffMultiplier,
+            ),
+            (
+                b().exponential_backoff(StdDuration::from_secs(1), StdDuration::from_secs(9), 2, 0),
+                ConfigError::BackoffMultiplier,
+            ),
+            (
+                b().exponential_backoff(StdDuration::from_secs(2), StdDuration::from_secs(1), 2, 1),
+                ConfigError::BackoffMax,
+            ),
+            (b().max_probes(0), ConfigError::MaxProbes),
+            (b().successes_to_close(0), ConfigError::SuccessesToClose),
+            (b().probe_lease(StdDuration::ZERO), ConfigError::ProbeLease),
+            (b().slow_call_threshold(StdDuration::ZERO), ConfigError::SlowCallThreshold),
+        ];
+        for (builder, expected) in cases {
+            assert_eq!(builder.build(), Err(expected));
+        }
+    }
+
+    #[test]
+    fn every_error_has_a_field_and_a_message() {
+        extern crate std;
+        use std::string::ToString;
+        let all = [
+            ConfigError::OpenDuration,
+            ConfigError::BackoffMultiplier,
+            ConfigError::BackoffMax,
+            ConfigError::MaxProbes,
+            ConfigError::SuccessesToClose,
+            ConfigError::ProbeLease,
+            ConfigError::SlowCallThreshold,
+            ConfigError::FailureThreshold,
+            ConfigError::CounterWidth,
+            ConfigError::TickRate,
+        ];
+        for e in all {
+            let text = e.to_string();
+            assert!(text.contains(e.field()), "{text} should name {}", e.field());
+        }
+    }
+
+    #[test]
+    fn multiplier_of_exactly_one_and_equal_bounds_are_valid() {
+        let c = Config::builder()
+            .exponential_backoff(StdDuration::from_secs(1), StdDuration::from_secs(1), 7, 7)
+            .build()
+            .unwrap();
+        let b = c.backoff();
+        assert_eq!(b.next(b.initial()), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn backoff_grows_by_the_ratio_up_to_the_cap() {
+        let b = Backoff::Exponential {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            multiplier: Ratio::new(3, 2),
+        };
+        let mut d = b.initial();
+        let mut seen = [Duration::ZERO; 8];
+        for slot in &mut seen {
+            *slot = d;
+            d = b.next(d);
+        }
+        let micros = seen.map(|d| d.as_micros() / 1_000);
+        assert_eq!(micros, [1_000, 1_500, 2_250, 3_375, 5_062, 7_593, 10_000, 10_000]);
+        assert_eq!(b.max(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn scaling_never_overflows() {
+        let huge = Ratio::new(u32::MAX, 1);
+        assert_eq!(huge.scale(Duration::MAX), Duration::MAX);
+        let odd = Ratio::new(u32::MAX, u32::MAX - 1);
+        assert!(odd.scale(Duration::MAX) == Duration::MAX);
+        assert_eq!(Ratio::new(1, 0).scale(Duration::from_secs(1)), Duration::MAX);
+        assert_eq!(Ratio::new(5, 4).scale(Duration::from_micros(7)), Duration::from_micros(8));
+    }
+
+    #[test]
+    fn ratio_comparison_is_exact_at_the_threshold() {
+        let r = Ratio::per_mille(333);
+        assert!(r.is_reached_by(333, 1_000));
+        assert!(!r.is_reached_by(332, 1_000));
+        assert!(!r.is_reached_by(0, 0));
+        assert!(Ratio::percent(0).is_reached_by(0, 1));
+        assert!(Ratio::percent(100).is_reached_by(u64::MAX, u64::MAX));
+        assert_eq!(Ratio::new(1, 0).as_per_mille(), None);
+        assert_eq!(Ratio::percent(50).as_per_mille(), Some(500));
+    }
+}

@@ -1,0 +1,603 @@
+//! Time: the breaker's own [`Instant`] and [`Duration`], the [`Clock`] trait
+//! and the clocks the core ships.
+//!
+//! Both types count **microseconds** in a `u64`, so they span about
+//! 584,942 years. Their arithmetic is `checked_*` or `saturating_*` only:
+//! nothing in this module can panic or wrap.
+
+use core::cell::Cell;
+use core::fmt;
+
+use crate::config::ConfigError;
+
+const MICROS_PER_MILLI: u64 = 1_000;
+const MICROS_PER_SEC: u64 = 1_000_000;
+
+/// A point in time, in microseconds since an epoch chosen by the [`Clock`].
+///
+/// Only differences between instants of one clock mean anything.
+///
+/// ```
+/// use breakerbox_core::{Duration, Instant};
+///
+/// let start = Instant::from_millis(1_500);
+/// let later = start.saturating_add(Duration::from_millis(250));
+/// assert_eq!(later.as_micros(), 1_750_000);
+/// assert_eq!(later.saturating_duration_since(start), Duration::from_millis(250));
+/// // A clock that stepped backwards gives zero, not a panic.
+/// assert_eq!(start.saturating_duration_since(later), Duration::ZERO);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Instant(u64);
+
+/// A span of time in microseconds; converts from and to [`core::time::Duration`].
+///
+/// ```
+/// use breakerbox_core::Duration;
+///
+/// let d = Duration::from(core::time::Duration::from_millis(5));
+/// assert_eq!(d, Duration::from_micros(5_000));
+/// assert_eq!(d.saturating_mul(3), Duration::from_millis(15));
+/// assert_eq!(Duration::MAX.checked_add(d), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Duration(u64);
+
+impl Instant {
+    /// The clock's epoch.
+    pub const ZERO: Instant = Instant(0);
+    /// The last representable instant; saturating arithmetic stops here.
+    pub const MAX: Instant = Instant(u64::MAX);
+
+    /// An instant `micros` microseconds after the epoch.
+    pub const fn from_micros(micros: u64) -> Self {
+        Instant(micros)
+    }
+
+    /// An instant `millis` milliseconds after the epoch, saturating at [`Instant::MAX`].
+    pub const fn from_millis(millis: u64) -> Self {
+        Instant(millis.saturating_mul(MICROS_PER_MILLI))
+    }
+
+    /// An instant `secs` seconds after the epoch, saturating at [`Instant::MAX`].
+    pub const fn from_secs(secs: u64) -> Self {
+        Instant(secs.saturating_mul(MICROS_PER_SEC))
+    }
+
+    /// Microseconds since the epoch.
+    pub const fn as_micros(self) -> u64 {
+        self.0
+    }
+
+    /// `self + d`, or `None` past [`Instant::MAX`].
+    pub const fn checked_add(self, d: Duration) -> Option<Instant> {
+        match self.0.checked_add(d.0) {
+            Some(t) => Some(Instant(t)),
+            None => None,
+        }
+    }
+
+    /// `self - d`, or `None` before the epoch.
+    pub const fn checked_sub(self, d: Duration) -> Option<Instant> {
+        match self.0.checked_sub(d.0) {
+            Some(t) => Some(Instant(t)),
+            None => None,
+        }
+    }
+
+    /// `self + d`, stopping at [`Instant::MAX`].
+    pub const fn saturating_add(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_add(d.0))
+    }
+
+    /// `self - d`, stopping at [`Instant::ZERO`].
+    pub const fn saturating_sub(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_sub(d.0))
+    }
+
+    /// The time from `earlier` to `self`, or `None` if `earlier` is later.
+    pub const fn checked_duration_since(self, earlier: Instant) -> Option<Duration> {
+        match self.0.checked_sub(earlier.0) {
+            Some(d) => Some(Duration(d)),
+            None => None,
+        }
+    }
+
+    /// The time from `earlier` to `self`, or zero if `earlier` is later
+    /// (a clock that stepped backwards).
+    pub const fn saturating_duration_since(self, earlier: Instant) -> Duration {
+        Duration(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Duration {
+    /// No time at all.
+    pub const ZERO: Duration = Duration(0);
+    /// The longest representable span, about 584,942 years.
+    pub const MAX: Duration = Duration(u64::MAX);
+
+    /// `micros` microseconds.
+    pub const fn from_micros(micros: u64) -> Self {
+        Duration(micros)
+    }
+
+    /// `millis` milliseconds, saturating at [`Duration::MAX`].
+    pub const fn from_millis(millis: u64) -> Self {
+        Duration(millis.saturating_mul(MICROS_PER_MILLI))
+    }
+
+    /// `secs` seconds, saturating at [`Duration::MAX`].
+    pub const fn from_secs(secs: u64) -> Self {
+        Duration(secs.saturating_mul(MICROS_PER_SEC))
+    }
+
+    /// Converts a [`core::time::Duration`], dropping sub-microsecond parts
+    /// and saturating at [`Duration::MAX`].
+    pub const fn from_core(d: core::time::Duration) -> Self {
+        let micros = d.as_micros();
+        if micros > u64::MAX as u128 {
+            Duration::MAX
+        } else {
+            Duration(micros as u64)
+        }
+    }
+
+    /// Converts to a [`core::time::Duration`] (always exact).
+    pub const fn to_core(self) -> core::time::Duration {
+        core::time::Duration::from_micros(self.0)
+    }
+
+    /// The span in microseconds.
+    pub const fn as_micros(self) -> u64 {
+        self.0
+    }
+
+    /// The span in whole milliseconds.
+    pub const fn as_millis(self) -> u64 {
+        self.0 / MICROS_PER_MILLI
+    }
+
+    /// Whether this is zero.
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// `self + other`, or `None` on overflow.
+    pub const fn checked_add(self, other: Duration) -> Option<Duration> {
+        match self.0.checked_add(other.0) {
+            Some(d) => Some(Duration(d)),
+            None => None,
+        }
+    }
+
+    /// `self - other`, or `None` if `other` is longer.
+    pub const fn checked_sub(self, other: Duration) -> Option<Duration> {
+        match self.0.checked_sub(other.0) {
+            Some(d) => Some(Duration(d)),
+            None => None,
+        }
+    }
+
+    /// `self * factor`, or `None` on overflow.
+    pub const fn checked_mul(self, factor: u64) -> Option<Duration> {
+        match self.0.checked_mul(factor) {
+            Some(d) => Some(Duration(d)),
+            None => None,
+        }
+    }
+
+    /// `self + other`, stopping at [`Duration::MAX`].
+    pub const fn saturating_add(self, other: Duration) -> Duration {
+        Duration(self.0.saturating_add(other.0))
+    }
+
+    /// `self - other`, stopping at zero.
+    pub const fn saturating_sub(self, other: Duration) -> Duration {
+        Duration(self.0.saturating_sub(other.0))
+    }
+
+    /// `self * factor`, stopping at [`Duration::MAX`].
+    pub const fn saturating_mul(self, factor: u64) -> Duration {
+        Duration(self.0.saturating_mul(factor))
+    }
+
+    /// The shorter of two spans (`const` form of [`Ord::min`]).
+    pub const fn min(self, other: Duration) -> Duration {
+        if self.0 <= other.0 {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+impl From<core::time::Duration> for Duration {
+    fn from(d: core::time::Duration) -> Self {
+        Duration::from_core(d)
+    }
+}
+
+impl From<Duration> for core::time::Duration {
+    fn from(d: Duration) -> Self {
+        d.to_core()
+    }
+}
+
+impl fmt::Display for Duration {
+    /// Seconds with microsecond precision, trailing zeros trimmed: `1.5s`, `0.00025s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_seconds(f, self.0)?;
+        f.write_str("s")
+    }
+}
+
+impl fmt::Display for Instant {
+    /// Seconds since the clock's epoch: `t=12.5s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("t=")?;
+        write_seconds(f, self.0)?;
+        f.write_str("s")
+    }
+}
+
+fn write_seconds(f: &mut fmt::Formatter<'_>, micros: u64) -> fmt::Result {
+    let secs = micros / MICROS_PER_SEC;
+    let mut frac = micros % MICROS_PER_SEC;
+    if frac == 0 {
+        return write!(f, "{secs}");
+    }
+    let mut digits = 6;
+    while frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    write!(f, "{secs}.{frac:0digits$}")
+}
+
+/// A source of [`Instant`]s for the breaker.
+///
+/// # Contract
+///
+/// - **Monotonic**: `now()` never returns an instant earlier than a previous
+///   one of the same clock.
+/// - **64 bits** of microseconds: extend narrower hardware counters with
+///   [`TickExtender`] or [`TickClock`] so they do not wrap.
+/// - **Cheap**: the breaker may read it on every call.
+/// - **Interrupt-safe**: callable from an interrupt handler without blocking
+///   (no locks another context may hold).
+///
+/// # A clock that breaks the contract
+///
+/// The breaker's arithmetic saturates, so a broken clock cannot make it panic,
+/// overflow or wedge, and can never by itself trip or close it:
+/// - a clock that steps **backwards** only delays things — an open breaker
+///   stays open longer, a probe lease runs longer, a call looks shorter
+///   (never slow);
+/// - a clock that jumps to [`Instant::MAX`] ends every deadline at once, but a
+///   probe lease that starts there also ends at once, so the breaker cycles
+///   between open and half-open and never closes until the clock recovers.
+///
+/// ```
+/// use breakerbox_core::{Clock, Instant};
+///
+/// /// A clock reading a free-running 64-bit microsecond timer.
+/// struct Timer;
+/// impl Clock for Timer {
+///     fn now(&self) -> Instant {
+///         Instant::from_micros(42) // read the hardware register here
+///     }
+/// }
+/// assert_eq!((&Timer).now(), Instant::from_micros(42));
+/// ```
+pub trait Clock {
+    /// The current time.
+    fn now(&self) -> Instant;
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    #[inline]
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+}
+
+/// A clock that moves only when told to: for tests, simulations and host
+/// programs that drive time themselves.
+///
+/// Not `Sync` (it uses a [`Cell`]); share it by reference within one thread.
+///
+/// ```
+/// use breakerbox_core::{Clock, Duration, Instant, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// clock.advance(Duration::from_secs(2));
+/// assert_eq!(clock.now(), Instant::from_secs(2));
+/// clock.set(Instant::from_millis(500)); // may even go backwards
+/// assert_eq!(clock.now(), Instant::from_millis(500));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct ManualClock {
+    now: Cell<Instant>,
+}
+
+impl ManualClock {
+    /// A clock standing at [`Instant::ZERO`].
+    pub const fn new() -> Self {
+        Self::starting_at(Instant::ZERO)
+    }
+
+    /// A clock standing at `start`.
+    pub const fn starting_at(start: Instant) -> Self {
+        ManualClock {
+            now: Cell::new(start),
+        }
+    }
+
+    /// Moves the clock to `t`, forwards or backwards.
+    pub fn set(&self, t: Instant) {
+        self.now.set(t);
+    }
+
+    /// Moves the clock forwards by `d`, stopping at [`Instant::MAX`].
+    pub fn advance(&self, d: Duration) {
+        self.now.set(self.now.get().saturating_add(d));
+    }
+}
+
+impl Clock for ManualClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        self.now.get()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for ManualClock {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "ManualClock({})", self.now.get())
+    }
+}
+
+/// Extends a wrapping hardware counter of 1 to 32 bits (SysTick, an RTC,
+/// a timer peripheral) into a monotonic 64-bit tick count.
+///
+/// Call [`extend`](Self::extend) at least once per wrap period of the
+/// counter (for a 24-bit SysTick at 1 kHz, once every 4.6 hours), or whole
+/// wraps are missed. Each call that sees the raw value go down counts one
+/// wrap.
+///
+/// ```
+/// use breakerbox_core::TickExtender;
+///
+/// let mut ticks = TickExtender::new(16).unwrap();
+/// assert_eq!(ticks.extend(65_000), 65_000);
+/// assert_eq!(ticks.extend(100), 65_536 + 100); // the counter wrapped once
+/// assert_eq!(ticks.extend(200), 65_536 + 200);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TickExtender {
+    mask: u32,
+    period: u64,
+    last: u32,
+    wrapped: u64,
+}
+
+impl TickExtender {
+    /// An extender for a counter `bits` wide (1 to 32), starting at zero.
+    ///
+    /// # Errors
+    /// [`ConfigError::CounterWidth`] for a width of 0 or above 32.
+    pub const fn new(bits: u32) -> Result<Self, ConfigError> {
+        if bits == 0 || bits > 32 {
+            return Err(ConfigError::CounterWidth);
+        }
+        let period = 1u64 << bits;
+        Ok(TickExtender {
+            mask: (period - 1) as u32,
+            period,
+            last: 0,
+            wrapped: 0,
+        })
+    }
+
+    /// Takes a raw counter reading and gives the 64-bit tick count.
+    /// Bits above the counter's width are ignored. Saturates at `u64::MAX`.
+    pub fn extend(&mut self, raw: u32) -> u64 {
+        let raw = raw & self.mask;
+        if raw < self.last {
+            self.wrapped = self.wrapped.saturating_add(self.period);
+        }
+        self.last = raw;
+        self.wrapped.saturating_add(raw as u64)
+    }
+}
+
+/// A [`Clock`] on a wrapping hardware tick counter: reads the counter with a
+/// function, extends it with a [`TickExtender`] and converts ticks at `hz`
+/// to microseconds.
+///
+/// Not `Sync`; for an interrupt-shared clock keep the extender in your own
+/// critical section. The conversion is exact and cannot overflow.
+///
+/// ```
+/// use core::cell::Cell;
+/// use breakerbox_core::{Clock, Instant, TickClock};
+///
+/// let counter = Cell::new(0u32); // stands in for a 32 kHz RTC register
+/// let clock = TickClock::new(|| counter.get(), 24, 32_768).unwrap();
+/// counter.set(32_768);
+/// assert_eq!(clock.now(), Instant::from_secs(1));
+/// ```
+pub struct TickClock<F> {
+    read: F,
+    extender: Cell<TickExtender>,
+    hz: u32,
+}
+
+impl<F: Fn() -> u32> TickClock<F> {
+    /// A clock reading a `bits`-wide counter that ticks `hz` times a second.
+    ///
+    /// # Errors
+    /// [`ConfigError::CounterWidth`] for a width outside 1..=32,
+    /// [`ConfigError::TickRate`] for a rate of zero.
+    pub fn new(read: F, bits: u32, hz: u32) -> Result<Self, ConfigError> {
+        if hz == 0 {
+            return Err(ConfigError::TickRate);
+        }
+        match TickExtender::new(bits) {
+            Ok(extender) => Ok(TickClock {
+                read,
+                extender: Cell::new(extender),
+                hz,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The counter's rate in ticks per second.
+    pub fn hz(&self) -> u32 {
+        self.hz
+    }
+}
+
+/// Converts `ticks` at `hz` to microseconds without overflow: the remainder
+/// part is below `hz * 10^6 < 2^52`.
+const fn ticks_to_micros(ticks: u64, hz: u32) -> u64 {
+    let hz = hz as u64;
+    (ticks / hz)
+        .saturating_mul(MICROS_PER_SEC)
+        .saturating_add((ticks % hz) * MICROS_PER_SEC / hz)
+}
+
+impl<F: Fn() -> u32> Clock for TickClock<F> {
+    fn now(&self) -> Instant {
+        let mut extender = self.extender.get();
+        let ticks = extender.extend((self.read)());
+        self.extender.set(extender);
+        Instant::from_micros(ticks_to_micros(ticks, self.hz))
+    }
+}
+
+impl<F> fmt::Debug for TickClock<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TickClock")
+            .field("extender", &self.extender.get())
+            .field("hz", &self.hz)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<F> defmt::Format for TickClock<F> {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(
+            f,
+            "TickClock {{ extender: {}, hz: {} }}",
+            self.extender.get(),
+            self.hz
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instant_arithmetic_saturates_and_checks() {
+        assert_eq!(Instant::MAX.checked_add(Duration::from_micros(1)), None);
+        assert_eq!(Instant::MAX.saturating_add(Duration::MAX), Instant::MAX);
+        assert_eq!(Instant::ZERO.checked_sub(Duration::from_micros(1)), None);
+        assert_eq!(Instant::ZERO.saturating_sub(Duration::MAX), Instant::ZERO);
+        let a = Instant::from_secs(3);
+        let b = Instant::from_secs(5);
+        assert_eq!(b.checked_duration_since(a), Some(Duration::from_secs(2)));
+        assert_eq!(a.checked_duration_since(b), None);
+        assert_eq!(a.saturating_duration_since(b), Duration::ZERO);
+        assert_eq!(Instant::from_secs(u64::MAX), Instant::MAX);
+        assert_eq!(Instant::from_millis(u64::MAX), Instant::MAX);
+    }
+
+    #[test]
+    fn duration_conversions_are_exact_or_saturate() {
+        let huge = core::time::Duration::from_secs(u64::MAX);
+        assert_eq!(Duration::from(huge), Duration::MAX);
+        let fine = core::time::Duration::from_nanos(1_999);
+        assert_eq!(Duration::from(fine), Duration::from_micros(1));
+        let back: core::time::Duration = Duration::from_millis(7).into();
+        assert_eq!(back, core::time::Duration::from_millis(7));
+        assert_eq!(Duration::MAX.saturating_mul(2), Duration::MAX);
+        assert_eq!(Duration::MAX.checked_mul(2), None);
+        assert_eq!(Duration::ZERO.checked_sub(Duration::from_micros(1)), None);
+        assert_eq!(Duration::from_secs(2).as_millis(), 2_000);
+    }
+
+    #[test]
+    fn display_trims_trailing_zeros() {
+        extern crate std;
+        use std::string::ToString;
+        assert_eq!(Duration::from_millis(1_500).to_string(), "1.5s");
+        assert_eq!(Duration::from_micros(250).to_string(), "0.00025s");
+        assert_eq!(Duration::from_secs(5).to_string(), "5s");
+        assert_eq!(Instant::from_millis(12_050).to_string(), "t=12.05s");
+    }
+
+    #[test]
+    fn manual_clock_moves_both_ways_and_saturates() {
+        let clock = ManualClock::starting_at(Instant::from_secs(10));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(clock.now(), Instant::from_secs(11));
+        clock.set(Instant::from_secs(1));
+        assert_eq!((&clock).now(), Instant::from_secs(1));
+        clock.set(Instant::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), Instant::MAX);
+    }
+
+    #[test]
+    fn tick_extender_counts_wraps() {
+        assert_eq!(TickExtender::new(0), Err(ConfigError::CounterWidth));
+        assert_eq!(TickExtender::new(33), Err(ConfigError::CounterWidth));
+        let mut t = TickExtender::new(32).unwrap();
+        assert_eq!(t.extend(u32::MAX), u32::MAX as u64);
+        assert_eq!(t.extend(0), 1 << 32);
+        assert_eq!(t.extend(5), (1 << 32) + 5);
+        assert_eq!(t.extend(1), (2 << 32) + 1);
+        // Bits above the width are masked off.
+        let mut narrow = TickExtender::new(4).unwrap();
+        assert_eq!(narrow.extend(0xF3), 3);
+        assert_eq!(narrow.extend(2), 16 + 2);
+        // A one-bit counter still works.
+        let mut one = TickExtender::new(1).unwrap();
+        assert_eq!(one.extend(1), 1);
+        assert_eq!(one.extend(0), 2);
+    }
+
+    #[test]
+    fn tick_extender_saturates_instead_of_overflowing() {
+        let mut t = TickExtender::new(32).unwrap();
+        t.wrapped = u64::MAX - 3;
+        t.last = 10;
+        assert_eq!(t.extend(1), u64::MAX);
+        assert_eq!(t.extend(0), u64::MAX);
+    }
+
+    #[test]
+    fn tick_clock_converts_exactly() {
+        let counter = Cell::new(0u32);
+        assert!(TickClock::new(|| counter.get(), 16, 0).is_err());
+        assert!(TickClock::new(|| counter.get(), 0, 1).is_err());
+        let clock = TickClock::new(|| counter.get(), 16, 1_000).unwrap();
+        assert_eq!(clock.hz(), 1_000);
+        counter.set(65_535);
+        assert_eq!(clock.now(), Instant::from_millis(65_535));
+        counter.set(1);
+        assert_eq!(clock.now(), Instant::from_millis(65_537));
+        assert_eq!(ticks_to_micros(u64::MAX, 1), u64::MAX);
+        assert_eq!(ticks_to_micros(u64::MAX, u32::MAX), 4_294_967_297_000_000);
+        assert_eq!(ticks_to_micros(3, 32_768), 91);
+    }
+}
