@@ -147,7 +147,9 @@ impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let why = match self.reason {
             RejectReason::Open => "the circuit breaker is open",
-            RejectReason::HalfOpenFull => "the circuit breaker is half-open and its probes are busy",
+            RejectReason::HalfOpenFull => {
+                "the circuit breaker is half-open and its probes are busy"
+            }
             RejectReason::ForcedOpen => "the circuit breaker is forced open",
         };
         f.write_str(why)?;
@@ -454,14 +456,19 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
             Phase::Open { until } => {
                 let t = now.get();
                 if t < until {
-                    return self.reject(RejectReason::Open, Some(until.saturating_duration_since(t)), None);
+                    return self.reject(
+                        RejectReason::Open,
+                        Some(until.saturating_duration_since(t)),
+                        None,
+                    );
                 }
                 let probes = Probes {
                     in_flight: 1,
                     successes: 0,
                     lease_until: t.saturating_add(self.config.probe_lease()),
                 };
-                let transition = self.enter(Phase::HalfOpen(probes), TransitionReason::OpenElapsed, t);
+                let transition =
+                    self.enter(Phase::HalfOpen(probes), TransitionReason::OpenElapsed, t);
                 self.counts.calls = self.counts.calls.saturating_add(1);
                 self.admit(t, Some(transition))
             }
@@ -517,7 +524,12 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         }
     }
 
-    fn record(&mut self, permit: Permit, outcome: Outcome, now: &mut Now<impl FnMut() -> Instant>) -> Report {
+    fn record(
+        &mut self,
+        permit: Permit,
+        outcome: Outcome,
+        now: &mut Now<impl FnMut() -> Instant>,
+    ) -> Report {
         // Probes past their lease have failed, whatever arrives now.
         if let Phase::HalfOpen(probes) = self.phase {
             if probes.in_flight > 0 {
@@ -663,7 +675,12 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         self.enter(Phase::Closed, reason, at)
     }
 
-    fn enter_manual(&mut self, phase: Phase, reason: TransitionReason, at: Instant) -> Option<Transition> {
+    fn enter_manual(
+        &mut self,
+        phase: Phase,
+        reason: TransitionReason,
+        at: Instant,
+    ) -> Option<Transition> {
         if self.phase.state() == phase.state() {
             return None;
         }
@@ -899,7 +916,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
 
     /// [`force_open`](Self::force_open) at `now`.
     pub fn force_open_at(&mut self, now: Instant) -> Option<Transition> {
-        self.machine.enter_manual(Phase::ForcedOpen, TransitionReason::ForcedOpen, now)
+        self.machine
+            .enter_manual(Phase::ForcedOpen, TransitionReason::ForcedOpen, now)
     }
 
     /// Permits every call and records nothing until [`release`](Self::release);
@@ -910,7 +928,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
 
     /// [`disable`](Self::disable) at `now`.
     pub fn disable_at(&mut self, now: Instant) -> Option<Transition> {
-        self.machine.enter_manual(Phase::Disabled, TransitionReason::Disabled, now)
+        self.machine
+            .enter_manual(Phase::Disabled, TransitionReason::Disabled, now)
     }
 
     /// Permits every call and records outcomes (the policy starts afresh),
@@ -922,7 +941,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
 
     /// [`metrics_only`](Self::metrics_only) at `now`.
     pub fn metrics_only_at(&mut self, now: Instant) -> Option<Transition> {
-        self.machine.enter_manual(Phase::MetricsOnly, TransitionReason::MetricsOnly, now)
+        self.machine
+            .enter_manual(Phase::MetricsOnly, TransitionReason::MetricsOnly, now)
     }
 
     /// Leaves a manual state (forced open, disabled, metrics-only) for
@@ -1031,3 +1051,6 @@ impl<P, C, const H: usize> defmt::Format for Breaker<P, C, H> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

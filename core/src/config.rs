@@ -65,7 +65,8 @@ impl Ratio {
     /// Whether `part / whole >= self`, computed exactly. An empty `whole`
     /// reaches nothing.
     pub const fn is_reached_by(self, part: u64, whole: u64) -> bool {
-        whole != 0 && part as u128 * self.denominator as u128 >= self.numerator as u128 * whole as u128
+        whole != 0
+            && part as u128 * self.denominator as u128 >= self.numerator as u128 * whole as u128
     }
 
     /// Whether the ratio is at least one (`numerator >= denominator > 0`).
@@ -266,7 +267,7 @@ impl core::error::Error for ConfigError {}
 ///
 /// An invalid `const` configuration does not compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// use breakerbox_core::Config;
 ///
 /// const CONFIG: Config = match Config::builder().max_probes(0).build() {
@@ -500,8 +501,14 @@ mod tests {
     fn every_invalid_field_is_named() {
         let b = Config::builder;
         let cases = [
-            (b().open_duration(StdDuration::ZERO), ConfigError::OpenDuration),
-            (b().open_duration(StdDuration::from_nanos(999)), ConfigError::OpenDuration),
+            (
+                b().open_duration(StdDuration::ZERO),
+                ConfigError::OpenDuration,
+            ),
+            (
+                b().open_duration(StdDuration::from_nanos(999)),
+                ConfigError::OpenDuration,
+            ),
             (
                 b().exponential_backoff(StdDuration::ZERO, StdDuration::from_secs(1), 2, 1),
                 ConfigError::OpenDuration,
@@ -521,7 +528,10 @@ mod tests {
             (b().max_probes(0), ConfigError::MaxProbes),
             (b().successes_to_close(0), ConfigError::SuccessesToClose),
             (b().probe_lease(StdDuration::ZERO), ConfigError::ProbeLease),
-            (b().slow_call_threshold(StdDuration::ZERO), ConfigError::SlowCallThreshold),
+            (
+                b().slow_call_threshold(StdDuration::ZERO),
+                ConfigError::SlowCallThreshold,
+            ),
         ];
         for (builder, expected) in cases {
             assert_eq!(builder.build(), Err(expected));
@@ -574,7 +584,10 @@ mod tests {
             d = b.next(d);
         }
         let micros = seen.map(|d| d.as_micros() / 1_000);
-        assert_eq!(micros, [1_000, 1_500, 2_250, 3_375, 5_062, 7_593, 10_000, 10_000]);
+        assert_eq!(
+            micros,
+            [1_000, 1_500, 2_250, 3_375, 5_062, 7_593, 10_000, 10_000]
+        );
         assert_eq!(b.max(), Duration::from_secs(10));
     }
 
@@ -584,8 +597,14 @@ mod tests {
         assert_eq!(huge.scale(Duration::MAX), Duration::MAX);
         let odd = Ratio::new(u32::MAX, u32::MAX - 1);
         assert!(odd.scale(Duration::MAX) == Duration::MAX);
-        assert_eq!(Ratio::new(1, 0).scale(Duration::from_secs(1)), Duration::MAX);
-        assert_eq!(Ratio::new(5, 4).scale(Duration::from_micros(7)), Duration::from_micros(8));
+        assert_eq!(
+            Ratio::new(1, 0).scale(Duration::from_secs(1)),
+            Duration::MAX
+        );
+        assert_eq!(
+            Ratio::new(5, 4).scale(Duration::from_micros(7)),
+            Duration::from_micros(8)
+        );
     }
 
     #[test]

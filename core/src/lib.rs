@@ -14,5 +14,7 @@ pub use breaker::{
     Rejected, Report, ReportStatus, State, Transition, TransitionReason,
 };
 pub use config::{Backoff, Config, ConfigBuilder, ConfigError, Jitter, Ratio};
-pub use policy::{CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, WindowCounts};
+pub use policy::{
+    CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, WindowCounts,
+};
 pub use time::{Clock, Duration, Instant, ManualClock, TickClock, TickExtender};

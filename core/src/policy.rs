@@ -278,7 +278,10 @@ mod tests {
 
     #[test]
     fn consecutive_failures_rejects_zero() {
-        assert_eq!(ConsecutiveFailures::new(0), Err(ConfigError::FailureThreshold));
+        assert_eq!(
+            ConsecutiveFailures::new(0),
+            Err(ConfigError::FailureThreshold)
+        );
     }
 
     #[test]
@@ -314,7 +317,10 @@ mod tests {
         let slow_fail = CallRecord { slow: true, ..FAIL };
         p.record(slow_fail);
         let c = p.counts();
-        assert_eq!((c.calls, c.failures, c.slow, c.consecutive_failures), (3, 1, 1, 1));
+        assert_eq!(
+            (c.calls, c.failures, c.slow, c.consecutive_failures),
+            (3, 1, 1, 1)
+        );
         assert_eq!(c.consecutive_successes, 0);
         let w = p.window(Instant::ZERO).unwrap();
         assert_eq!((w.calls, w.failures, w.slow), (3, 1, 1));

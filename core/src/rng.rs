@@ -43,7 +43,10 @@ mod tests {
             assert!(v <= 4);
             seen[v as usize] = true;
         }
-        assert!(seen.iter().all(|&s| s), "every value of 0..=4 drawn: {seen:?}");
+        assert!(
+            seen.iter().all(|&s| s),
+            "every value of 0..=4 drawn: {seen:?}"
+        );
         assert_eq!(rng.up_to(0), 0);
         let _ = rng.up_to(u64::MAX);
     }

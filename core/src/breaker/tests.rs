@@ -1,0 +1,780 @@
+use core::cell::Cell;
+use core::time::Duration as StdDuration;
+
+use super::*;
+use crate::{ConfigBuilder, ReadyToTrip, RunCounts};
+
+extern crate std;
+use std::vec::Vec;
+
+type Test<P = ConsecutiveFailures> = Breaker<P, (), 8>;
+
+fn secs(s: u64) -> Instant {
+    Instant::from_secs(s)
+}
+
+fn config(f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
+    f(Config::builder()).build().unwrap()
+}
+
+fn breaker(threshold: u32, config: Config) -> Test {
+    Breaker::new(config, ConsecutiveFailures::new(threshold).unwrap(), ())
+}
+
+/// Admits a call at `t` and reports `outcome` at `t`.
+fn run<P: TripPolicy>(b: &mut Breaker<P, (), 8>, outcome: Outcome, t: Instant) -> Report {
+    let permit = b.try_acquire_at(t).result.expect("admitted");
+    b.record_at(permit, outcome, t)
+}
+
+/// Trips a breaker with the given threshold at `t`.
+fn trip<P: TripPolicy>(b: &mut Breaker<P, (), 8>, failures: u32, t: Instant) -> Transition {
+    for _ in 1..failures {
+        assert_eq!(run(b, Outcome::Failure, t).transition, None);
+    }
+    run(b, Outcome::Failure, t).transition.expect("trips")
+}
+
+fn until(b: &Test) -> Instant {
+    match b.phase() {
+        Phase::Open { until } => until,
+        other => panic!("expected open, got {other:?}"),
+    }
+}
+
+#[test]
+fn closed_trips_exactly_at_the_threshold() {
+    let mut b = breaker(3, Config::DEFAULT);
+    assert_eq!(run(&mut b, Outcome::Failure, secs(1)).transition, None);
+    assert_eq!(run(&mut b, Outcome::Failure, secs(1)).transition, None);
+    let t = run(&mut b, Outcome::Failure, secs(2)).transition.unwrap();
+    assert_eq!(
+        t,
+        Transition {
+            from: State::Closed,
+            to: State::Open,
+            at: secs(2),
+            reason: TransitionReason::Tripped,
+            generation: 1,
+        }
+    );
+    assert_eq!(b.phase(), Phase::Open { until: secs(7) });
+    assert_eq!(b.last_transition(), Some(&t));
+}
+
+#[test]
+fn success_in_between_restarts_the_count() {
+    let mut b = breaker(2, Config::DEFAULT);
+    let _ = run(&mut b, Outcome::Failure, secs(0));
+    let _ = run(&mut b, Outcome::Success, secs(0));
+    let _ = run(&mut b, Outcome::Failure, secs(0));
+    assert_eq!(b.state(), State::Closed);
+    // Ignored outcomes do not break the run.
+    let _ = run(&mut b, Outcome::Ignored, secs(0));
+    assert!(run(&mut b, Outcome::Failure, secs(0)).transition.is_some());
+}
+
+#[test]
+fn open_rejects_with_exact_retry_after_until_the_deadline() {
+    let mut b = breaker(1, Config::DEFAULT);
+    trip(&mut b, 1, secs(10));
+    for (at, left) in [
+        (10_000_000, 5_000_000),
+        (12_500_000, 2_500_000),
+        (14_999_999, 1),
+    ] {
+        let r = b
+            .try_acquire_at(Instant::from_micros(at))
+            .result
+            .unwrap_err();
+        assert_eq!(r.reason, RejectReason::Open);
+        assert_eq!(r.retry_after, Some(Duration::from_micros(left)));
+    }
+    assert_eq!(b.counts().rejected, 3);
+    let a = b.try_acquire_at(secs(15));
+    let permit = a.result.unwrap();
+    assert_eq!(permit.state(), State::HalfOpen);
+    assert_eq!(permit.started(), secs(15));
+    let t = a.transition.unwrap();
+    assert_eq!(
+        (t.from, t.to, t.reason, t.at),
+        (
+            State::Open,
+            State::HalfOpen,
+            TransitionReason::OpenElapsed,
+            secs(15)
+        )
+    );
+}
+
+#[test]
+fn half_open_admits_at_most_max_probes() {
+    let mut b = breaker(1, config(|c| c.max_probes(3).successes_to_close(5)));
+    trip(&mut b, 1, secs(0));
+    let permits: Vec<_> = (0..3)
+        .map(|_| b.try_acquire_at(secs(5)).result.unwrap())
+        .collect();
+    let full = b.try_acquire_at(secs(5)).result.unwrap_err();
+    assert_eq!(
+        full,
+        Rejected {
+            reason: RejectReason::HalfOpenFull,
+            retry_after: None
+        }
+    );
+    assert_eq!(b.metrics_at(secs(5)).probes_in_flight, 3);
+    assert_eq!(b.metrics_at(secs(5)).next_probe_at, None);
+    // A report frees a slot.
+    let mut permits = permits.into_iter();
+    let _ = b.record_at(permits.next().unwrap(), Outcome::Success, secs(6));
+    assert_eq!(b.metrics_at(secs(6)).next_probe_at, Some(secs(6)));
+    assert!(b.try_acquire_at(secs(6)).result.is_ok());
+    assert!(b.try_acquire_at(secs(6)).result.is_err());
+}
+
+#[test]
+fn enough_successes_close_and_leave_other_probes_stale() {
+    let mut b = breaker(1, config(|c| c.max_probes(3).successes_to_close(2)));
+    trip(&mut b, 1, secs(0));
+    let p1 = b.try_acquire_at(secs(5)).result.unwrap();
+    let p2 = b.try_acquire_at(secs(5)).result.unwrap();
+    let p3 = b.try_acquire_at(secs(5)).result.unwrap();
+    assert_eq!(b.record_at(p1, Outcome::Success, secs(6)).transition, None);
+    let closing = b.record_at(p2, Outcome::Success, secs(6));
+    let t = closing.transition.unwrap();
+    assert_eq!(
+        (t.from, t.to, t.reason),
+        (
+            State::HalfOpen,
+            State::Closed,
+            TransitionReason::ProbesSucceeded
+        )
+    );
+    let before = b.counts();
+    let late = b.record_at(p3, Outcome::Failure, secs(7));
+    assert_eq!(late.status, ReportStatus::Stale);
+    assert_eq!(late.transition, None);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.counts().failures, before.failures);
+    assert_eq!(b.counts().stale, before.stale + 1);
+}
+
+#[test]
+fn any_probe_failure_reopens() {
+    let mut b = breaker(1, config(|c| c.max_probes(2).successes_to_close(2)));
+    trip(&mut b, 1, secs(0));
+    let p1 = b.try_acquire_at(secs(5)).result.unwrap();
+    let p2 = b.try_acquire_at(secs(5)).result.unwrap();
+    let _ = b.record_at(p1, Outcome::Success, secs(6));
+    let t = b
+        .record_at(p2, Outcome::Failure, secs(6))
+        .transition
+        .unwrap();
+    assert_eq!(
+        (t.from, t.to, t.reason),
+        (State::HalfOpen, State::Open, TransitionReason::ProbeFailed)
+    );
+    assert_eq!(until(&b), secs(11));
+}
+
+#[test]
+fn ignored_probe_gives_its_slot_back_and_counts_nothing() {
+    let mut b = breaker(1, Config::DEFAULT);
+    trip(&mut b, 1, secs(0));
+    let p = b.try_acquire_at(secs(5)).result.unwrap();
+    assert!(b.try_acquire_at(secs(5)).result.is_err());
+    let report = b.record_at(p, Outcome::Ignored, secs(5));
+    assert_eq!(
+        report,
+        Report {
+            status: ReportStatus::Recorded,
+            transition: None
+        }
+    );
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.counts().ignored, 1);
+    assert_eq!(b.counts().successes, 0);
+    let p = b.try_acquire_at(secs(6)).result.unwrap();
+    assert_eq!(
+        b.record_at(p, Outcome::Success, secs(6))
+            .transition
+            .unwrap()
+            .to,
+        State::Closed
+    );
+}
+
+#[test]
+fn unreported_probe_fails_when_its_lease_ends() {
+    let mut b = breaker(1, config(|c| c.probe_lease(StdDuration::from_secs(10))));
+    trip(&mut b, 1, secs(0));
+    let lost = b.try_acquire_at(secs(5)).result.unwrap();
+    // Still within the lease: half-open is full, not expired.
+    let r = b
+        .try_acquire_at(Instant::from_micros(14_999_999))
+        .result
+        .unwrap_err();
+    assert_eq!(r.reason, RejectReason::HalfOpenFull);
+    // At the lease's end the probe counts as failed: reopen, reject with the new deadline.
+    let a = b.try_acquire_at(secs(15));
+    let t = a.transition.unwrap();
+    assert_eq!(
+        (t.from, t.to, t.reason),
+        (
+            State::HalfOpen,
+            State::Open,
+            TransitionReason::ProbeLeaseExpired
+        )
+    );
+    assert_eq!(
+        a.result.unwrap_err(),
+        Rejected {
+            reason: RejectReason::Open,
+            retry_after: Some(Duration::from_secs(5))
+        }
+    );
+    // The lost permit, found at last, is stale.
+    assert!(b.record_at(lost, Outcome::Success, secs(16)).is_stale());
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn late_report_past_the_lease_is_stale_and_reopens() {
+    let mut b = breaker(1, config(|c| c.probe_lease(StdDuration::from_secs(10))));
+    trip(&mut b, 1, secs(0));
+    let p = b.try_acquire_at(secs(5)).result.unwrap();
+    let report = b.record_at(p, Outcome::Success, secs(15));
+    assert_eq!(report.status, ReportStatus::Stale);
+    assert_eq!(
+        report.transition.unwrap().reason,
+        TransitionReason::ProbeLeaseExpired
+    );
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn lease_runs_from_the_first_probe_in_flight_and_restarts_when_none_is() {
+    let mut b = breaker(
+        1,
+        config(|c| {
+            c.max_probes(2)
+                .successes_to_close(9)
+                .probe_lease(StdDuration::from_secs(10))
+        }),
+    );
+    trip(&mut b, 1, secs(0));
+    let p1 = b.try_acquire_at(secs(5)).result.unwrap();
+    let _ = b.record_at(p1, Outcome::Success, secs(6)); // none in flight: lease restarts
+    let _p2 = b.try_acquire_at(secs(8)).result.unwrap();
+    let _p3 = b.try_acquire_at(secs(12)).result.unwrap(); // does not extend the lease
+    assert!(b
+        .try_acquire_at(Instant::from_micros(17_999_999))
+        .transition
+        .is_none());
+    let t = b.try_acquire_at(secs(18)).transition.unwrap();
+    assert_eq!(t.reason, TransitionReason::ProbeLeaseExpired);
+}
+
+#[test]
+fn half_open_never_wedges_even_if_every_permit_is_lost() {
+    let mut b = breaker(
+        1,
+        config(|c| c.max_probes(2).probe_lease(StdDuration::from_secs(1))),
+    );
+    trip(&mut b, 1, secs(0));
+    let mut t = secs(5);
+    for _ in 0..5 {
+        // Acquire everything half-open gives and lose it.
+        while let Ok(permit) = b.try_acquire_at(t).result {
+            core::mem::forget(permit);
+        }
+        t = t.saturating_add(Duration::from_secs(1));
+        let _ = b.try_acquire_at(t); // lease ends: reopen
+        assert_eq!(b.state(), State::Open);
+        t = until(&b);
+    }
+    // And it still closes once the dependency answers.
+    assert_eq!(
+        run(&mut b, Outcome::Success, t).transition.unwrap().to,
+        State::Closed
+    );
+}
+
+#[test]
+fn stale_permits_change_nothing() {
+    let mut b = breaker(2, Config::DEFAULT);
+    let old = b.try_acquire_at(secs(0)).result.unwrap();
+    let old2 = b.try_acquire_at(secs(0)).result.unwrap();
+    trip(&mut b, 2, secs(0));
+    let phase = b.phase();
+    let counts = b.counts();
+    let report = b.record_at(old, Outcome::Failure, secs(1));
+    assert_eq!(
+        report,
+        Report {
+            status: ReportStatus::Stale,
+            transition: None
+        }
+    );
+    assert_eq!(b.phase(), phase);
+    assert_eq!(
+        b.counts(),
+        Counts {
+            stale: counts.stale + 1,
+            ..counts
+        }
+    );
+    // Nor can a closed-era success close a later half-open.
+    let _probe = b.try_acquire_at(secs(5)).result.unwrap();
+    assert!(b.record_at(old2, Outcome::Success, secs(5)).is_stale());
+    assert_eq!(b.state(), State::HalfOpen);
+}
+
+#[test]
+fn forced_open_rejects_until_released() {
+    let mut b = breaker(1, Config::DEFAULT);
+    let t = b.force_open_at(secs(1)).unwrap();
+    assert_eq!(
+        (t.from, t.to, t.reason),
+        (
+            State::Closed,
+            State::ForcedOpen,
+            TransitionReason::ForcedOpen
+        )
+    );
+    assert_eq!(b.force_open_at(secs(1)), None);
+    for at in [secs(2), secs(1_000_000)] {
+        let r = b.try_acquire_at(at).result.unwrap_err();
+        assert_eq!(
+            r,
+            Rejected {
+                reason: RejectReason::ForcedOpen,
+                retry_after: None
+            }
+        );
+    }
+    let t = b.release_at(secs(3)).unwrap();
+    assert_eq!(
+        (t.from, t.to, t.reason),
+        (State::ForcedOpen, State::Closed, TransitionReason::Released)
+    );
+    assert_eq!(b.release_at(secs(3)), None);
+}
+
+#[test]
+fn disabled_permits_everything_and_records_nothing() {
+    let mut b = breaker(1, Config::DEFAULT);
+    b.disable_at(secs(0)).unwrap();
+    assert_eq!(b.disable_at(secs(0)), None);
+    let counts = b.counts();
+    for _ in 0..10 {
+        let report = run(&mut b, Outcome::Failure, secs(1));
+        assert_eq!(report.status, ReportStatus::Recorded);
+    }
+    let _ = run(&mut b, Outcome::Ignored, secs(1));
+    assert_eq!(b.state(), State::Disabled);
+    assert_eq!(b.counts(), counts);
+    b.release_at(secs(2)).unwrap();
+    assert!(run(&mut b, Outcome::Failure, secs(2)).transition.is_some());
+}
+
+#[test]
+fn metrics_only_records_but_never_trips() {
+    let mut b = breaker(1, Config::DEFAULT);
+    trip(&mut b, 1, secs(0));
+    let t = b.metrics_only_at(secs(1)).unwrap();
+    assert_eq!((t.from, t.to), (State::Open, State::MetricsOnly));
+    for _ in 0..5 {
+        assert_eq!(run(&mut b, Outcome::Failure, secs(1)).transition, None);
+    }
+    assert_eq!(b.state(), State::MetricsOnly);
+    assert_eq!(b.counts().failures, 6);
+    assert_eq!(b.metrics_only_at(secs(1)), None);
+    // Released, the policy starts afresh: one failure trips the threshold of 1.
+    b.release_at(secs(2)).unwrap();
+    assert_eq!(b.policy().consecutive_failures(), 0);
+}
+
+#[test]
+fn reset_gives_closed_empty_and_a_new_generation_from_any_state() {
+    let mut b = breaker(2, Config::DEFAULT);
+    let setups: [fn(&mut Test); 5] = [
+        |_| {},
+        |b| {
+            trip(b, 2, secs(0));
+        },
+        |b| {
+            trip(b, 2, secs(0));
+            let _ = b.try_acquire_at(secs(5));
+        },
+        |b| {
+            b.force_open_at(secs(0));
+        },
+        |b| {
+            b.disable_at(secs(0));
+        },
+    ];
+    for setup in setups {
+        setup(&mut b);
+        let out = b.try_acquire_at(secs(9)).result;
+        let generation = b.generation();
+        let t = b.reset_at(secs(10));
+        assert_eq!(
+            (t.to, t.reason, t.generation),
+            (State::Closed, TransitionReason::Reset, generation + 1)
+        );
+        assert_eq!(b.state(), State::Closed);
+        assert_eq!(b.counts(), Counts::default());
+        assert_eq!(b.policy().consecutive_failures(), 0);
+        if let Ok(permit) = out {
+            assert!(b.record_at(permit, Outcome::Failure, secs(10)).is_stale());
+        }
+    }
+}
+
+#[test]
+fn generation_increases_by_one_on_every_transition() {
+    let mut b = breaker(1, Config::DEFAULT);
+    let mut seen = Vec::new();
+    seen.push(trip(&mut b, 1, secs(0)));
+    seen.extend(b.try_acquire_at(secs(5)).transition);
+    seen.push(b.force_open_at(secs(6)).unwrap());
+    seen.push(b.release_at(secs(6)).unwrap());
+    seen.push(b.reset_at(secs(6)));
+    let generations: Vec<u64> = seen.iter().map(|t| t.generation).collect();
+    assert_eq!(generations, [1, 2, 3, 4, 5]);
+    assert_eq!(b.generation(), 5);
+    let history: Vec<Transition> = b.history().copied().collect();
+    assert_eq!(history, seen);
+}
+
+#[test]
+fn history_keeps_the_last_h_oldest_first() {
+    let mut b: Breaker<ConsecutiveFailures, (), 2> =
+        Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    for i in 0..5 {
+        let _ = b.force_open_at(secs(i));
+        let _ = b.release_at(secs(i));
+    }
+    let reasons: Vec<_> = b.history().map(|t| (t.reason, t.at)).collect();
+    assert_eq!(
+        reasons,
+        [
+            (TransitionReason::ForcedOpen, secs(4)),
+            (TransitionReason::Released, secs(4))
+        ]
+    );
+}
+
+#[test]
+fn exponential_backoff_grows_caps_and_resets_on_close() {
+    let c = config(|c| {
+        c.exponential_backoff(StdDuration::from_secs(1), StdDuration::from_secs(5), 2, 1)
+    });
+    let mut b = breaker(1, c);
+    let mut t = secs(0);
+    trip(&mut b, 1, t);
+    let mut durations = Vec::new();
+    for _ in 0..5 {
+        durations.push(until(&b).saturating_duration_since(t).as_micros() / 1_000_000);
+        t = until(&b);
+        let _ = run(&mut b, Outcome::Failure, t); // the probe fails: reopen
+    }
+    assert_eq!(durations, [1, 2, 4, 5, 5]);
+    t = until(&b);
+    let _ = run(&mut b, Outcome::Success, t);
+    assert_eq!(b.state(), State::Closed);
+    trip(&mut b, 1, t);
+    assert_eq!(
+        until(&b).saturating_duration_since(t),
+        Duration::from_secs(1)
+    );
+}
+
+fn open_durations(jitter: Jitter, seed: u64, n: usize) -> Vec<u64> {
+    let c = config(|c| {
+        c.open_duration(StdDuration::from_secs(10))
+            .jitter(jitter, seed)
+    });
+    let mut b = breaker(1, c);
+    (0..n)
+        .map(|_| {
+            trip(&mut b, 1, secs(100));
+            let d = until(&b).saturating_duration_since(secs(100)).as_micros();
+            let _ = b.reset_at(secs(100));
+            d
+        })
+        .collect()
+}
+
+#[test]
+fn full_jitter_stays_within_zero_and_d() {
+    let d = open_durations(Jitter::Full, 1, 500);
+    assert!(d.iter().all(|&x| x <= 10_000_000));
+    assert!(
+        d.iter().any(|&x| x < 2_000_000) && d.iter().any(|&x| x > 8_000_000),
+        "spread"
+    );
+}
+
+#[test]
+fn equal_jitter_stays_within_half_d_and_d() {
+    let d = open_durations(Jitter::Equal, 2, 500);
+    assert!(d.iter().all(|&x| (5_000_000..=10_000_000).contains(&x)));
+    assert!(
+        d.iter().any(|&x| x < 6_000_000) && d.iter().any(|&x| x > 9_000_000),
+        "spread"
+    );
+}
+
+#[test]
+fn jitter_is_deterministic_per_seed() {
+    assert_eq!(
+        open_durations(Jitter::Full, 7, 20),
+        open_durations(Jitter::Full, 7, 20)
+    );
+    assert_ne!(
+        open_durations(Jitter::Full, 7, 20),
+        open_durations(Jitter::Full, 8, 20)
+    );
+    assert_eq!(open_durations(Jitter::None, 7, 3), [10_000_000; 3]);
+}
+
+#[test]
+fn slow_calls_are_counted_from_the_threshold_whatever_the_outcome() {
+    let c = config(|c| c.slow_call_threshold(StdDuration::from_millis(100)));
+    let mut b = breaker(5, c);
+    let cases = [
+        (99_999, Outcome::Success, 0),
+        (100_000, Outcome::Success, 1),
+        (250_000, Outcome::Failure, 2),
+    ];
+    for (took, outcome, slow) in cases {
+        let p = b.try_acquire_at(secs(1)).result.unwrap();
+        assert_eq!(p.started(), secs(1));
+        let _ = b.record_at(
+            p,
+            outcome,
+            secs(1).saturating_add(Duration::from_micros(took)),
+        );
+        assert_eq!(b.counts().slow, slow);
+    }
+    // A clock that stepped back makes a call short, never slow.
+    let p = b.try_acquire_at(secs(9)).result.unwrap();
+    let _ = b.record_at(p, Outcome::Success, secs(1));
+    assert_eq!(b.counts().slow, 2);
+}
+
+#[test]
+fn backwards_clock_delays_but_never_trips_or_closes() {
+    let mut b = breaker(2, Config::DEFAULT);
+    let _ = run(&mut b, Outcome::Success, secs(100));
+    let _ = run(&mut b, Outcome::Success, secs(3));
+    assert_eq!(b.state(), State::Closed);
+    trip(&mut b, 2, secs(100));
+    // The clock steps back: the probe is delayed, the rejection says how long.
+    let r = b.try_acquire_at(secs(50)).result.unwrap_err();
+    assert_eq!(r.retry_after, Some(Duration::from_secs(55)));
+    assert_eq!(b.state(), State::Open);
+    let probe = b.try_acquire_at(secs(105)).result.unwrap();
+    // Back again inside half-open: the lease does not end early.
+    assert!(b.try_acquire_at(secs(1)).transition.is_none());
+    assert_eq!(b.state(), State::HalfOpen);
+    let _ = b.record_at(probe, Outcome::Success, secs(2));
+    assert_eq!(
+        b.state(),
+        State::Closed,
+        "the probe's own success closes it"
+    );
+    assert_eq!(b.metrics_at(secs(0)).time_in_state, Duration::ZERO);
+}
+
+#[test]
+fn clock_at_max_never_panics_and_never_closes() {
+    let mut b = breaker(1, Config::DEFAULT);
+    let _ = run(&mut b, Outcome::Success, Instant::MAX);
+    trip(&mut b, 1, Instant::MAX);
+    assert_eq!(until(&b), Instant::MAX);
+    for _ in 0..10 {
+        if let Ok(p) = b.try_acquire_at(Instant::MAX).result {
+            let _ = b.record_at(p, Outcome::Success, Instant::MAX);
+        }
+        assert_ne!(b.state(), State::Closed);
+    }
+    let m = b.metrics_at(Instant::MAX);
+    assert!(m.counts.calls > 0);
+}
+
+#[test]
+fn counters_saturate() {
+    let mut b = breaker(u32::MAX, Config::DEFAULT);
+    b.machine.counts = Counts {
+        calls: u64::MAX,
+        successes: u64::MAX,
+        failures: u64::MAX,
+        slow: u64::MAX,
+        ignored: u64::MAX,
+        rejected: u64::MAX,
+        stale: u64::MAX,
+    };
+    let _ = run(&mut b, Outcome::Success, secs(0));
+    let _ = run(&mut b, Outcome::Failure, secs(0));
+    let _ = run(&mut b, Outcome::Ignored, secs(0));
+    assert_eq!(b.counts().calls, u64::MAX);
+    assert_eq!(b.counts().failures, u64::MAX);
+    b.machine.generation = u64::MAX;
+    assert_eq!(b.force_open_at(secs(0)).unwrap().generation, 0);
+}
+
+#[test]
+fn metrics_report_state_time_and_next_probe() {
+    let mut b = breaker(1, Config::DEFAULT);
+    let _ = run(&mut b, Outcome::Success, secs(1));
+    let m = b.metrics_at(secs(4));
+    assert_eq!(m.state, State::Closed);
+    assert_eq!(m.time_in_state, Duration::from_secs(4));
+    assert_eq!(m.next_probe_at, None);
+    assert_eq!(
+        (m.failure_rate, m.slow_rate),
+        (None, None),
+        "no window, no rates"
+    );
+    trip(&mut b, 1, secs(10));
+    let m = b.metrics_at(secs(12));
+    assert_eq!((m.state, m.generation), (State::Open, 1));
+    assert_eq!(m.time_in_state, Duration::from_secs(2));
+    assert_eq!(m.next_probe_at, Some(secs(15)));
+    assert_eq!(
+        (m.counts.calls, m.counts.successes, m.counts.failures),
+        (2, 1, 1)
+    );
+}
+
+#[test]
+fn rates_come_from_the_policy_window() {
+    let policy = ReadyToTrip::new(|c: &RunCounts| c.calls >= 100);
+    let c = config(|c| c.slow_call_threshold(StdDuration::from_secs(1)));
+    let mut b: Breaker<_, (), 8> = Breaker::new(c, policy, ());
+    assert_eq!(
+        b.metrics_at(secs(0)).failure_rate,
+        None,
+        "an empty window has no rate"
+    );
+    let _ = run(&mut b, Outcome::Failure, secs(0));
+    let p = b.try_acquire_at(secs(0)).result.unwrap();
+    let _ = b.record_at(p, Outcome::Success, secs(2));
+    let m = b.metrics_at(secs(2));
+    assert_eq!(m.failure_rate, Some(Ratio::new(1, 2)));
+    assert_eq!(m.slow_rate, Some(Ratio::new(1, 2)));
+}
+
+/// A clock that counts how often it is read.
+struct CountingClock {
+    reads: Cell<u32>,
+}
+
+impl Clock for CountingClock {
+    fn now(&self) -> Instant {
+        self.reads.set(self.reads.get() + 1);
+        Instant::from_secs(self.reads.get() as u64)
+    }
+}
+
+#[test]
+fn closed_hot_path_never_reads_the_clock_and_rejection_reads_it_once() {
+    let clock = CountingClock {
+        reads: Cell::new(0),
+    };
+    let mut b: Breaker<_, _> = Breaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        &clock,
+    );
+    for _ in 0..100 {
+        let p = b.try_acquire().result.unwrap();
+        let _ = b.record(p, Outcome::Success);
+    }
+    let p = b.try_acquire().result.unwrap();
+    let _ = b.record(p, Outcome::Failure);
+    assert_eq!(clock.reads.get(), 0);
+    let p = b.try_acquire().result.unwrap();
+    assert!(b.record(p, Outcome::Failure).transition.is_some());
+    assert_eq!(clock.reads.get(), 1, "tripping needs the time once");
+    let _ = b.try_acquire();
+    assert_eq!(clock.reads.get(), 2, "a rejection reads the clock once");
+}
+
+#[test]
+fn slow_call_tracking_reads_the_clock_on_both_steps() {
+    let clock = CountingClock {
+        reads: Cell::new(0),
+    };
+    let c = config(|c| c.slow_call_threshold(StdDuration::from_secs(1)));
+    let mut b: Breaker<_, _> = Breaker::new(c, ConsecutiveFailures::new(2).unwrap(), &clock);
+    let p = b.try_acquire().result.unwrap();
+    assert_eq!(p.started(), secs(1));
+    let _ = b.record(p, Outcome::Success);
+    assert_eq!(clock.reads.get(), 2);
+    assert_eq!(b.counts().slow, 1, "took 1 s by the counting clock");
+}
+
+#[test]
+fn call_does_not_run_the_operation_when_rejected() {
+    let mut b = breaker(1, Config::DEFAULT);
+    assert_eq!(b.call(|| Err::<(), _>(7)), Err(CallError::Inner(7)));
+    let mut ran = false;
+    let r = b.call(|| {
+        ran = true;
+        Ok::<_, ()>(())
+    });
+    assert!(!ran);
+    assert_eq!(r.unwrap_err().is_rejected(), true);
+    assert_eq!(CallError::<u8>::Inner(3).into_inner(), Some(3));
+}
+
+#[test]
+fn call_classified_can_ignore_and_count_errors_as_success() {
+    let mut b = breaker(1, Config::DEFAULT);
+    let r = b.call_classified(|| Err::<(), _>("cancelled"), |_| Outcome::Ignored);
+    assert_eq!(r, Err(CallError::Inner("cancelled")));
+    assert_eq!((b.state(), b.counts().ignored), (State::Closed, 1));
+    let r = b.call_classified(|| Ok::<_, ()>(5), |_| Outcome::Failure);
+    assert_eq!(r, Ok(5));
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn errors_display_and_chain() {
+    use core::error::Error;
+    use std::string::ToString;
+    let r = Rejected {
+        reason: RejectReason::Open,
+        retry_after: Some(Duration::from_millis(1_500)),
+    };
+    assert_eq!(
+        r.to_string(),
+        "the circuit breaker is open; retry after 1.5s"
+    );
+    let full = Rejected {
+        reason: RejectReason::HalfOpenFull,
+        retry_after: None,
+    };
+    assert!(full.to_string().contains("half-open"));
+    let e: CallError<Rejected> = CallError::Inner(full);
+    assert!(e.to_string().starts_with("call failed: "));
+    assert!(e.source().is_some());
+    let rejected: CallError<Rejected> = CallError::Rejected(r);
+    assert!(rejected.to_string().starts_with("call rejected: "));
+    assert_eq!(State::HalfOpen.to_string(), "half-open");
+    let t = Transition {
+        from: State::Closed,
+        to: State::Open,
+        at: secs(2),
+        reason: TransitionReason::Tripped,
+        generation: 1,
+    };
+    assert_eq!(
+        t.to_string(),
+        "closed -> open at t=2s (Tripped, generation 1)"
+    );
+}
