@@ -336,7 +336,9 @@ pub struct Metrics {
     /// How long the breaker has been in this state.
     pub time_in_state: Duration,
     /// When the next probe can be admitted: the open deadline when open; now
-    /// when half-open with a free slot; `None` otherwise.
+    /// when half-open with a free slot (and its lease not over); `None`
+    /// otherwise (closed states need no probe, forced open admits none, and a
+    /// full half-open waits for a report).
     pub next_probe_at: Option<Instant>,
     /// Probes admitted in half-open and not yet reported.
     pub probes_in_flight: u32,
@@ -714,7 +716,8 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         let (next_probe_at, probes_in_flight) = match self.phase {
             Phase::Open { until } => (Some(until), 0),
             Phase::HalfOpen(p) => {
-                let free = p.in_flight < self.config.max_probes();
+                let lease_ended = p.in_flight > 0 && now >= p.lease_until;
+                let free = p.in_flight < self.config.max_probes() && !lease_ended;
                 (if free { Some(now) } else { None }, p.in_flight)
             }
             _ => (None, 0),

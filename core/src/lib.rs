@@ -18,3 +18,43 @@ pub use policy::{
     CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, WindowCounts,
 };
 pub use time::{Clock, Duration, Instant, ManualClock, TickClock, TickExtender};
+
+/// Every public type implements `defmt::Format` with the `defmt` feature:
+/// checked when the core is built with it (CI does, for thumbv7em).
+#[cfg(feature = "defmt")]
+#[allow(dead_code)]
+fn all_public_types_implement_defmt_format() {
+    fn format<T: defmt::Format + ?Sized>() {}
+    format::<Admission>();
+    format::<Backoff>();
+    format::<Breaker<ConsecutiveFailures, ManualClock>>();
+    format::<CallError<u8>>();
+    format::<CallRecord>();
+    format::<Config>();
+    format::<ConfigBuilder>();
+    format::<ConfigError>();
+    format::<ConsecutiveFailures>();
+    format::<Counts>();
+    format::<Duration>();
+    format::<Instant>();
+    format::<Jitter>();
+    format::<ManualClock>();
+    format::<Metrics>();
+    format::<Outcome>();
+    format::<Permit>();
+    format::<Phase>();
+    format::<Probes>();
+    format::<Ratio>();
+    format::<ReadyToTrip<fn(&RunCounts) -> bool>>();
+    format::<RejectReason>();
+    format::<Rejected>();
+    format::<Report>();
+    format::<ReportStatus>();
+    format::<RunCounts>();
+    format::<State>();
+    format::<TickClock<fn() -> u32>>();
+    format::<TickExtender>();
+    format::<Transition>();
+    format::<TransitionReason>();
+    format::<WindowCounts>();
+}

@@ -249,7 +249,7 @@ fn write_seconds(f: &mut fmt::Formatter<'_>, micros: u64) -> fmt::Result {
         return write!(f, "{secs}");
     }
     let mut digits = 6;
-    while frac % 10 == 0 {
+    while frac.is_multiple_of(10) {
         frac /= 10;
         digits -= 1;
     }
@@ -551,7 +551,7 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         assert_eq!(clock.now(), Instant::from_secs(11));
         clock.set(Instant::from_secs(1));
-        assert_eq!((&clock).now(), Instant::from_secs(1));
+        assert_eq!(Clock::now(&&clock), Instant::from_secs(1));
         clock.set(Instant::MAX);
         clock.advance(Duration::MAX);
         assert_eq!(clock.now(), Instant::MAX);

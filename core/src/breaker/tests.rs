@@ -286,7 +286,7 @@ fn half_open_never_wedges_even_if_every_permit_is_lost() {
     for _ in 0..5 {
         // Acquire everything half-open gives and lose it.
         while let Ok(permit) = b.try_acquire_at(t).result {
-            core::mem::forget(permit);
+            drop(permit); // lost: never reported
         }
         t = t.saturating_add(Duration::from_secs(1));
         let _ = b.try_acquire_at(t); // lease ends: reopen
@@ -728,7 +728,7 @@ fn call_does_not_run_the_operation_when_rejected() {
         Ok::<_, ()>(())
     });
     assert!(!ran);
-    assert_eq!(r.unwrap_err().is_rejected(), true);
+    assert!(r.unwrap_err().is_rejected());
     assert_eq!(CallError::<u8>::Inner(3).into_inner(), Some(3));
 }
 
@@ -777,4 +777,17 @@ fn errors_display_and_chain() {
         t.to_string(),
         "closed -> open at t=2s (Tripped, generation 1)"
     );
+}
+
+#[test]
+fn next_probe_is_unknown_once_the_lease_has_ended() {
+    let mut b = breaker(
+        1,
+        config(|c| c.max_probes(2).probe_lease(StdDuration::from_secs(10))),
+    );
+    trip(&mut b, 1, secs(0));
+    let _p = b.try_acquire_at(secs(5)).result.unwrap();
+    assert_eq!(b.metrics_at(secs(14)).next_probe_at, Some(secs(14)));
+    assert_eq!(b.metrics_at(secs(15)).next_probe_at, None);
+    assert_eq!(b.metrics_at(secs(15)).probes_in_flight, 1);
 }
