@@ -4,7 +4,7 @@ use core::fmt;
 
 use heapless::HistoryBuf;
 
-use crate::config::{Config, Jitter, Ratio};
+use crate::config::{Config, HalfOpenVerdict, Jitter, Ratio};
 use crate::policy::{CallRecord, ConsecutiveFailures, TripPolicy};
 use crate::rng::Rng;
 use crate::time::{Clock, Duration, Instant};
@@ -55,6 +55,10 @@ pub struct Probes {
     pub in_flight: u32,
     /// Successful probes so far.
     pub successes: u32,
+    /// Failed probes so far (only counted by [`HalfOpenVerdict::Rates`]).
+    pub failures: u32,
+    /// Slow probes so far (only counted by [`HalfOpenVerdict::Rates`]).
+    pub slow: u32,
     /// When the probes in flight count as failed (meaningful while
     /// `in_flight > 0`).
     pub lease_until: Instant,
@@ -256,6 +260,9 @@ pub enum TransitionReason {
     ProbesSucceeded,
     /// Half-open to open: a probe failed.
     ProbeFailed,
+    /// Half-open to open: the probes' failure or slow-call rate reached its
+    /// threshold ([`HalfOpenVerdict::Rates`]).
+    ProbeRateExceeded,
     /// Half-open to open: probes stayed out past the probe lease.
     ProbeLeaseExpired,
     /// Manual: [`Breaker::force_open`].
@@ -467,6 +474,8 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
                 let probes = Probes {
                     in_flight: 1,
                     successes: 0,
+                    failures: 0,
+                    slow: 0,
                     lease_until: t.saturating_add(self.config.probe_lease()),
                 };
                 let transition =
@@ -581,17 +590,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
                 self.count(failed, slow);
                 let t = now.get();
                 probes.in_flight = probes.in_flight.saturating_sub(1);
-                if failed {
-                    Some(self.reopen(TransitionReason::ProbeFailed, t))
-                } else {
-                    probes.successes = probes.successes.saturating_add(1);
-                    self.phase = Phase::HalfOpen(probes);
-                    if probes.successes >= self.config.successes_to_close() {
-                        Some(self.close(TransitionReason::ProbesSucceeded, t))
-                    } else {
-                        None
-                    }
-                }
+                self.judge_probe(probes, failed, slow, t)
             }
             // No permit of the current generation exists in these states:
             // every transition into them bumps the generation.
@@ -600,6 +599,58 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         Report {
             status: ReportStatus::Recorded,
             transition,
+        }
+    }
+
+    /// Half-open's verdict after one more probe result.
+    fn judge_probe(
+        &mut self,
+        mut probes: Probes,
+        failed: bool,
+        slow: bool,
+        t: Instant,
+    ) -> Option<Transition> {
+        let needed = self.config.successes_to_close();
+        match self.config.half_open_verdict() {
+            HalfOpenVerdict::AnyFailure => {
+                if failed {
+                    return Some(self.reopen(TransitionReason::ProbeFailed, t));
+                }
+                probes.successes = probes.successes.saturating_add(1);
+                self.phase = Phase::HalfOpen(probes);
+                if probes.successes >= needed {
+                    return Some(self.close(TransitionReason::ProbesSucceeded, t));
+                }
+                None
+            }
+            HalfOpenVerdict::Rates {
+                failure_rate,
+                slow_rate,
+            } => {
+                if failed {
+                    probes.failures = probes.failures.saturating_add(1);
+                } else {
+                    probes.successes = probes.successes.saturating_add(1);
+                }
+                if slow {
+                    probes.slow = probes.slow.saturating_add(1);
+                }
+                self.phase = Phase::HalfOpen(probes);
+                let results = probes.successes as u64 + probes.failures as u64;
+                if results < needed as u64 {
+                    return None;
+                }
+                let too_many_failures = failure_rate.is_reached_by(probes.failures as u64, results);
+                let too_slow = match slow_rate {
+                    Some(rate) => rate.is_reached_by(probes.slow as u64, results),
+                    None => false,
+                };
+                if too_many_failures || too_slow {
+                    Some(self.reopen(TransitionReason::ProbeRateExceeded, t))
+                } else {
+                    Some(self.close(TransitionReason::ProbesSucceeded, t))
+                }
+            }
         }
     }
 
@@ -748,7 +799,8 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
 ///
 /// Half-open admits at most `max_probes` calls at once. `successes_to_close`
 /// successes close the breaker; any failure reopens it; an `Ignored` outcome
-/// gives the slot back. The probe lease starts when a probe is admitted while
+/// gives the slot back. ([`HalfOpenVerdict::Rates`] judges the probes by
+/// their failure and slow-call rates instead.) The probe lease starts when a probe is admitted while
 /// none is in flight and is not extended by later probes: if probes are still
 /// in flight when it ends, they count as failed and the breaker reopens. So
 /// every probe is reported within the lease or counts as failed, and

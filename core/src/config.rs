@@ -69,6 +69,12 @@ impl Ratio {
             && part as u128 * self.denominator as u128 >= self.numerator as u128 * whole as u128
     }
 
+    /// Whether the ratio is a usable rate threshold: above 0 and at most 1
+    /// (`0 < numerator <= denominator`).
+    pub const fn is_valid_rate(self) -> bool {
+        self.numerator != 0 && self.numerator <= self.denominator
+    }
+
     /// Whether the ratio is at least one (`numerator >= denominator > 0`).
     pub const fn is_at_least_one(self) -> bool {
         self.denominator != 0 && self.numerator >= self.denominator
@@ -157,6 +163,26 @@ pub enum Jitter {
     Equal,
 }
 
+/// How half-open judges its probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum HalfOpenVerdict {
+    /// Any failed probe reopens the breaker; `successes_to_close` successful
+    /// probes close it. The default, and the seed's model.
+    #[default]
+    AnyFailure,
+    /// resilience4j's rule: once `successes_to_close` probe results are in
+    /// (successes and failures alike), reopen if their failure rate reaches
+    /// `failure_rate` or their slow-call rate reaches `slow_rate` (`>=`), and
+    /// close otherwise.
+    Rates {
+        /// The failure rate of the probes that reopens.
+        failure_rate: Ratio,
+        /// The slow-call rate of the probes that reopens, if slow calls count.
+        slow_rate: Option<Ratio>,
+    },
+}
+
 /// Everything that is wrong with a configuration value, each naming its field.
 ///
 /// ```
@@ -190,6 +216,22 @@ pub enum ConfigError {
     CounterWidth,
     /// A tick counter's rate is zero.
     TickRate,
+    /// A count window holds no calls, or more than `u32::MAX`.
+    WindowSize,
+    /// A time window has no buckets, or more than `u32::MAX`.
+    Buckets,
+    /// A time window's `bucket_length` is zero.
+    BucketLength,
+    /// `minimum_calls` is zero, or above the number of calls the window holds.
+    MinimumCalls,
+    /// A `failure_rate` threshold is zero, above 100 % or has a zero denominator.
+    FailureRate,
+    /// A `slow_rate` threshold is zero, above 100 % or has a zero denominator.
+    SlowRate,
+    /// A `failure_count` threshold is zero.
+    FailureCount,
+    /// A window policy has no threshold at all, so it could never trip.
+    NoThreshold,
 }
 
 impl ConfigError {
@@ -206,6 +248,14 @@ impl ConfigError {
             ConfigError::FailureThreshold => "failure_threshold",
             ConfigError::CounterWidth => "bits",
             ConfigError::TickRate => "hz",
+            ConfigError::WindowSize => "N",
+            ConfigError::Buckets => "B",
+            ConfigError::BucketLength => "bucket_length",
+            ConfigError::MinimumCalls => "minimum_calls",
+            ConfigError::FailureRate => "failure_rate",
+            ConfigError::SlowRate => "slow_rate",
+            ConfigError::FailureCount => "failure_count",
+            ConfigError::NoThreshold => "thresholds",
         }
     }
 
@@ -225,6 +275,18 @@ impl ConfigError {
             ConfigError::FailureThreshold => "failure_threshold must be at least 1",
             ConfigError::CounterWidth => "a tick counter must be 1 to 32 bits wide",
             ConfigError::TickRate => "a tick counter's rate must be above zero",
+            ConfigError::WindowSize => "a count window must hold 1 to u32::MAX calls",
+            ConfigError::Buckets => "a time window must have 1 to u32::MAX buckets",
+            ConfigError::BucketLength => "a time window's bucket_length must be longer than zero",
+            ConfigError::MinimumCalls => {
+                "minimum_calls must be at least 1 and no more than the window holds"
+            }
+            ConfigError::FailureRate => "a failure_rate threshold must be above 0 and at most 100 %",
+            ConfigError::SlowRate => "a slow_rate threshold must be above 0 and at most 100 %",
+            ConfigError::FailureCount => "a failure_count threshold must be at least 1",
+            ConfigError::NoThreshold => {
+                "a window policy needs at least one of failure_rate, slow_rate, failure_count (thresholds)"
+            }
         }
     }
 }
@@ -285,6 +347,7 @@ pub struct Config {
     successes_to_close: u32,
     probe_lease: Duration,
     slow_call_threshold: Option<Duration>,
+    half_open_verdict: HalfOpenVerdict,
 }
 
 impl Config {
@@ -334,6 +397,11 @@ impl Config {
     pub const fn slow_call_threshold(&self) -> Option<Duration> {
         self.slow_call_threshold
     }
+
+    /// How half-open judges its probes.
+    pub const fn half_open_verdict(&self) -> HalfOpenVerdict {
+        self.half_open_verdict
+    }
 }
 
 impl Default for Config {
@@ -365,6 +433,7 @@ impl ConfigBuilder {
                 successes_to_close: 1,
                 probe_lease: Duration::from_secs(30),
                 slow_call_threshold: None,
+                half_open_verdict: HalfOpenVerdict::AnyFailure,
             },
         }
     }
@@ -429,6 +498,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// Judge half-open's probes by `verdict` (any failure reopens, by default).
+    pub const fn half_open_verdict(mut self, verdict: HalfOpenVerdict) -> Self {
+        self.config.half_open_verdict = verdict;
+        self
+    }
+
     /// Checks every value and gives the configuration.
     ///
     /// # Errors
@@ -469,6 +544,20 @@ impl ConfigBuilder {
         if let Some(t) = c.slow_call_threshold {
             if t.is_zero() {
                 return Err(ConfigError::SlowCallThreshold);
+            }
+        }
+        if let HalfOpenVerdict::Rates {
+            failure_rate,
+            slow_rate,
+        } = c.half_open_verdict
+        {
+            if !failure_rate.is_valid_rate() {
+                return Err(ConfigError::FailureRate);
+            }
+            if let Some(slow) = slow_rate {
+                if !slow.is_valid_rate() {
+                    return Err(ConfigError::SlowRate);
+                }
             }
         }
         Ok(c)
@@ -553,6 +642,14 @@ mod tests {
             ConfigError::FailureThreshold,
             ConfigError::CounterWidth,
             ConfigError::TickRate,
+            ConfigError::WindowSize,
+            ConfigError::Buckets,
+            ConfigError::BucketLength,
+            ConfigError::MinimumCalls,
+            ConfigError::FailureRate,
+            ConfigError::SlowRate,
+            ConfigError::FailureCount,
+            ConfigError::NoThreshold,
         ];
         for e in all {
             let text = e.to_string();

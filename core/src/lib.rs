@@ -8,16 +8,18 @@ mod config;
 mod policy;
 mod rng;
 mod time;
+mod window;
 
 pub use breaker::{
     Admission, Breaker, CallError, Counts, Metrics, Outcome, Permit, Phase, Probes, RejectReason,
     Rejected, Report, ReportStatus, State, Transition, TransitionReason,
 };
-pub use config::{Backoff, Config, ConfigBuilder, ConfigError, Jitter, Ratio};
+pub use config::{Backoff, Config, ConfigBuilder, ConfigError, HalfOpenVerdict, Jitter, Ratio};
 pub use policy::{
     CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, WindowCounts,
 };
 pub use time::{Clock, Duration, Instant, ManualClock, TickClock, TickExtender};
+pub use window::{CountWindow, Thresholds, TimeWindow};
 
 /// Every public type implements `defmt::Format` with the `defmt` feature:
 /// checked when the core is built with it (CI does, for thumbv7em).
@@ -30,6 +32,10 @@ fn all_public_types_implement_defmt_format() {
     format::<Breaker<ConsecutiveFailures, ManualClock>>();
     format::<CallError<u8>>();
     format::<CallRecord>();
+    format::<CountWindow<8>>();
+    format::<HalfOpenVerdict>();
+    format::<Thresholds>();
+    format::<TimeWindow<4>>();
     format::<Config>();
     format::<ConfigBuilder>();
     format::<ConfigError>();
