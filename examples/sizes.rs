@@ -1,13 +1,13 @@
-//! Prints the `size_of` table of the README (generated, never typed by hand).
+//! Prints the `size_of` tables of the README (generated, never typed by hand).
 //!
-//! `cargo run --example sizes` prints it; `cargo run --example sizes -- --update-readme`
-//! rewrites the README's table in place. A test checks the README is current.
+//! `cargo run --example sizes` prints them; `cargo run --example sizes -- --update-readme`
+//! rewrites the README's tables in place. A test checks the README is current.
 
 use core::mem::size_of;
 
 use breakerbox::{
-    Admission, Breaker, Config, ConsecutiveFailures, Counts, ManualClock, Metrics, Permit, Phase,
-    Report, Transition,
+    Admission, Breaker, Config, ConsecutiveFailures, CountWindow, Counts, ManualClock, Metrics,
+    Permit, Phase, ReadyToTrip, Report, RunCounts, TimeWindow, Transition,
 };
 
 /// The README's table, in Markdown, for the machine this runs on.
@@ -84,24 +84,89 @@ pub fn table() -> String {
     out
 }
 
-const START: &str = "<!-- sizes:start -->\n";
-const END: &str = "<!-- sizes:end -->";
+/// The README's table of trip policies: parameters, rule and size.
+pub fn policy_table() -> String {
+    let rows: Vec<(&str, &str, &str, String)> = vec![
+        (
+            "`ConsecutiveFailures`",
+            "`failure_threshold`",
+            "`failure_threshold` failures in a row (a success restarts the run)",
+            bytes::<ConsecutiveFailures>(),
+        ),
+        (
+            "`CountWindow<N>`",
+            "`N` calls; `Thresholds`",
+            "over the last `N` calls, see the rule below",
+            format!(
+                "N + {} (N = 16: {}, 100: {}, 1024: {})",
+                size_of::<CountWindow<16>>() - 16,
+                size_of::<CountWindow<16>>(),
+                size_of::<CountWindow<100>>(),
+                size_of::<CountWindow<1024>>()
+            ),
+        ),
+        (
+            "`TimeWindow<B>`",
+            "`B` buckets, `bucket_length`; `Thresholds`",
+            "over the last `B × bucket_length`, see the rule below",
+            format!(
+                "{}·B + {} (B = 10: {}, 60: {}, 100: {})",
+                size_of::<TimeWindow<2>>() - size_of::<TimeWindow<1>>(),
+                2 * size_of::<TimeWindow<1>>() - size_of::<TimeWindow<2>>(),
+                size_of::<TimeWindow<10>>(),
+                size_of::<TimeWindow<60>>(),
+                size_of::<TimeWindow<100>>()
+            ),
+        ),
+        (
+            "`ReadyToTrip<F>`",
+            "`F: Fn(&RunCounts) -> bool`",
+            "whatever `F` says, after every outcome (gobreaker's `ReadyToTrip`)",
+            bytes::<ReadyToTrip<fn(&RunCounts) -> bool>>() + " (with a `fn` pointer)",
+        ),
+        (
+            "`(A, B)`",
+            "two policies",
+            "either trips; both see every outcome",
+            format!(
+                "A + B (`(ConsecutiveFailures, CountWindow<100>)`: {})",
+                size_of::<(ConsecutiveFailures, CountWindow<100>)>()
+            ),
+        ),
+    ];
+    let mut out = String::from("| policy | parameters | trips when | bytes |\n|---|---|---|---|\n");
+    for (name, params, rule, size) in rows {
+        out.push_str(&format!("| {name} | {params} | {rule} | {size} |\n"));
+    }
+    out
+}
 
-/// The README with its sizes table replaced by `table`.
-pub fn with_table(readme: &str, table: &str) -> Option<String> {
-    let start = readme.find(START)? + START.len();
-    let end = readme[start..].find(END)? + start;
+fn bytes<T>() -> String {
+    size_of::<T>().to_string()
+}
+
+/// The README with the generated section `name` replaced by `table`.
+pub fn with_table(readme: &str, name: &str, table: &str) -> Option<String> {
+    let start_marker = format!("<!-- {name}:start -->\n");
+    let end_marker = format!("<!-- {name}:end -->");
+    let start = readme.find(&start_marker)? + start_marker.len();
+    let end = readme[start..].find(&end_marker)? + start;
     Some(format!("{}{}{}", &readme[..start], table, &readme[end..]))
+}
+
+/// The README with every generated section brought up to date.
+pub fn updated_readme(readme: &str) -> Option<String> {
+    let readme = with_table(readme, "sizes", &table())?;
+    with_table(&readme, "policies", &policy_table())
 }
 
 #[allow(dead_code)] // also compiled into the README test, which has its own main
 fn main() {
-    let table = table();
     if std::env::args().any(|a| a == "--update-readme") {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
         let readme = std::fs::read_to_string(path).expect("README.md is readable");
-        let updated = with_table(&readme, &table).expect("README.md has the sizes markers");
+        let updated = updated_readme(&readme).expect("README.md has the markers of every table");
         std::fs::write(path, updated).expect("README.md is writable");
     }
-    print!("{table}");
+    print!("{}\n{}", table(), policy_table());
 }
