@@ -1,6 +1,12 @@
 #![doc = include_str!("../README.md")]
-#![no_std]
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub use breakerbox_core::*;
+
+#[cfg(feature = "std")]
+pub use breakerbox_std::{
+    Builder, Guard, MonotonicClock, Registry, RejectionListener, SharedManualClock, StdBreaker,
+    TransitionListener,
+};

@@ -181,6 +181,18 @@ pub struct Permit {
 }
 
 impl Permit {
+    /// A permit minted outside [`Breaker::try_acquire`], by a shared wrapper
+    /// whose lock-free fast path admitted the call in `state` at `generation`
+    /// (the std adapter does this in the closed state). The breaker treats it
+    /// like its own: stale unless `generation` is current.
+    pub const fn from_raw_parts(generation: u64, started: Instant, state: State) -> Permit {
+        Permit {
+            generation,
+            started,
+            state,
+        }
+    }
+
     /// The breaker generation that admitted the call.
     pub const fn generation(&self) -> u64 {
         self.generation

@@ -70,6 +70,13 @@ pub trait TripPolicy {
         let _ = now;
         None
     }
+
+    /// Whether recording a success now (slow or not) would change nothing
+    /// and could not trip. Shared breakers use it to count such successes
+    /// without taking their lock; `false` (the default) is always safe.
+    fn success_is_noop(&self) -> bool {
+        false
+    }
 }
 
 /// Trips after `failure_threshold` failures in a row: the seed's model and
@@ -144,6 +151,10 @@ impl TripPolicy for ConsecutiveFailures {
 
     fn reset(&mut self, _now: Instant) {
         self.run = 0;
+    }
+
+    fn success_is_noop(&self) -> bool {
+        self.run == 0
     }
 }
 
@@ -294,8 +305,10 @@ mod tests {
         assert!(!p.record(FAIL));
         assert!(!p.record(FAIL));
         assert!(p.record(FAIL));
+        assert!(!p.success_is_noop(), "a success would end the run");
         p.reset(Instant::ZERO);
         assert_eq!(p.consecutive_failures(), 0);
+        assert!(p.success_is_noop());
         assert_eq!(p.window(Instant::ZERO), None);
     }
 

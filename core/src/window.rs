@@ -483,6 +483,10 @@ impl<A: TripPolicy, B: TripPolicy> TripPolicy for (A, B) {
     fn window(&self, now: Instant) -> Option<WindowCounts> {
         self.0.window(now).or_else(|| self.1.window(now))
     }
+
+    fn success_is_noop(&self) -> bool {
+        self.0.success_is_noop() && self.1.success_is_noop()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,106 @@
+//! Clocks for threads: the monotonic system clock and a shared manual clock.
+
+use std::sync::OnceLock;
+
+use breakerbox_core::{Clock, Duration, Instant};
+
+use crate::sync::{Arc, AtomicU64, Ordering};
+
+/// The system's monotonic clock (`std::time::Instant`), in microseconds
+/// since the first time any `MonotonicClock` was read in this process.
+/// Zero-sized; every instance agrees with every other.
+///
+/// ```
+/// use breakerbox_std::{Clock, MonotonicClock};
+///
+/// let clock = MonotonicClock;
+/// let a = clock.now();
+/// let b = clock.now();
+/// assert!(b >= a);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MonotonicClock;
+
+fn origin() -> std::time::Instant {
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(std::time::Instant::now)
+}
+
+impl Clock for MonotonicClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        let elapsed = origin().elapsed();
+        Instant::from_micros(Duration::from_core(elapsed).as_micros())
+    }
+}
+
+/// A manual clock whose clones share one time: for tests that drive
+/// breakers on several threads. Thread-safe and lock-free.
+///
+/// ```
+/// use breakerbox_std::{Clock, Duration, Instant, SharedManualClock};
+///
+/// let clock = SharedManualClock::new();
+/// let other = clock.clone();
+/// other.advance(Duration::from_secs(3));
+/// assert_eq!(clock.now(), Instant::from_secs(3));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SharedManualClock {
+    micros: Arc<AtomicU64>,
+}
+
+impl SharedManualClock {
+    /// A clock at [`Instant::ZERO`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves every clone to `t`, forwards or backwards.
+    pub fn set(&self, t: Instant) {
+        self.micros.store(t.as_micros(), Ordering::SeqCst);
+    }
+
+    /// Moves every clone forwards by `d`, stopping at [`Instant::MAX`].
+    pub fn advance(&self, d: Duration) {
+        let _ = self
+            .micros
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(d.as_micros()))
+            });
+    }
+}
+
+impl Clock for SharedManualClock {
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.micros.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monotonic_clock_moves_forward() {
+        let a = MonotonicClock.now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = MonotonicClock.now();
+        assert!(b.saturating_duration_since(a) >= Duration::from_millis(2));
+    }
+
+    #[test]
+    fn shared_manual_clock_is_shared_across_threads_and_saturates() {
+        let clock = SharedManualClock::new();
+        let other = clock.clone();
+        std::thread::spawn(move || other.advance(Duration::from_secs(7)))
+            .join()
+            .unwrap();
+        assert_eq!(clock.now(), Instant::from_secs(7));
+        clock.set(Instant::MAX);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(clock.now(), Instant::MAX);
+        clock.set(Instant::from_secs(1));
+        assert_eq!(clock.now(), Instant::from_secs(1));
+    }
+}

@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod breaker;
+mod clock;
+mod observe;
+mod registry;
+mod sync;
+
+pub use breaker::{Builder, Guard, RejectionListener, StdBreaker, TransitionListener};
+pub use breakerbox_core::*;
+pub use clock::{MonotonicClock, SharedManualClock};
+pub use registry::Registry;
