@@ -42,8 +42,9 @@ impl State {
 }
 
 impl fmt::Display for State {
+    /// The name, honouring width and alignment (`{:>9}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -10,6 +10,7 @@ use breakerbox_core::{
 };
 
 use crate::clock::MonotonicClock;
+use crate::observe::Observer;
 use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// A transition listener.
@@ -69,7 +70,7 @@ struct Shared<P, C, const H: usize> {
     admission_needs_time: bool,
     machine: Mutex<Breaker<P, (), H>>,
     clock: C,
-    name: Box<str>,
+    observer: Observer,
     on_transition: Vec<TransitionListener>,
     on_rejection: Vec<RejectionListener>,
     dispatch: Mutex<Dispatch>,
@@ -186,7 +187,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Builder<P, C, H> {
             admission_needs_time,
             machine: Mutex::new(machine),
             clock: self.clock,
-            name: self.name.into_boxed_str(),
+            observer: Observer::new(self.name),
             on_transition: self.on_transition,
             on_rejection: self.on_rejection,
             dispatch: Mutex::new(Dispatch {
@@ -276,12 +277,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Shared<P, C, H> {
 
     /// Whether anything wants to hear of transitions.
     fn observed(&self) -> bool {
-        !self.on_transition.is_empty()
-            || cfg!(any(
-                feature = "log",
-                feature = "tracing",
-                feature = "metrics"
-            ))
+        !self.on_transition.is_empty() || Observer::ENABLED
     }
 
     fn drain(&self) {
@@ -305,7 +301,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Shared<P, C, H> {
                 next
             };
             let Some(t) = next else { return };
-            crate::observe::transition(&self.name, &t);
+            self.observer.transition(&t);
             for listener in &self.on_transition {
                 listener(&t);
             }
@@ -558,7 +554,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
 
     /// The breaker's name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        self.shared.observer.name()
     }
 
     /// The configuration.
@@ -575,14 +571,14 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
     /// absolute counters labelled with the breaker's name.
     #[cfg(feature = "metrics")]
     pub fn export_metrics(&self) {
-        crate::observe::export(&self.shared.name, &self.metrics());
+        self.shared.observer.export(&self.metrics());
     }
 }
 
 impl<P, C, const H: usize> fmt::Debug for StdBreaker<P, C, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StdBreaker")
-            .field("name", &self.shared.name)
+            .field("name", &self.shared.observer.name())
             .finish_non_exhaustive()
     }
 }

@@ -1,70 +1,129 @@
 //! What the optional `log`, `tracing` and `metrics` features do with
-//! transitions; without them, nothing.
+//! transitions; without them, nothing. Metric handles are registered once,
+//! when the breaker is built, so reporting a transition allocates nothing.
 
 use breakerbox_core::Transition;
 #[cfg(feature = "metrics")]
 use breakerbox_core::{Metrics, State};
 
-/// Logs, traces and exports one transition of the breaker called `name`.
-#[allow(unused_variables)] // all uses are behind features
-pub(crate) fn transition(name: &str, t: &Transition) {
-    #[cfg(feature = "log")]
-    {
-        let level = match t.to {
-            breakerbox_core::State::Open | breakerbox_core::State::ForcedOpen => log::Level::Warn,
-            _ => log::Level::Info,
-        };
-        log::log!(level, "circuit breaker {name}: {t}");
-    }
-    #[cfg(feature = "tracing")]
-    tracing::info!(
-        breaker = name,
-        from = t.from.as_str(),
-        to = t.to.as_str(),
-        reason = ?t.reason,
-        generation = t.generation,
-        "circuit breaker transition"
-    );
-    #[cfg(feature = "metrics")]
-    {
-        let labels = [("breaker", name.to_owned())];
-        metrics::gauge!("breakerbox_state", &labels).set(state_code(t.to));
-        let to = [
-            ("breaker", name.to_owned()),
-            ("to", t.to.as_str().to_owned()),
-        ];
-        metrics::counter!("breakerbox_transitions_total", &to).increment(1);
-    }
-}
+/// Every state, in the order of [`state_code`].
+#[cfg(feature = "metrics")]
+const STATES: [State; 6] = [
+    State::Closed,
+    State::Open,
+    State::HalfOpen,
+    State::ForcedOpen,
+    State::Disabled,
+    State::MetricsOnly,
+];
 
 /// The `breakerbox_state` gauge's value for each state.
 #[cfg(feature = "metrics")]
-pub(crate) fn state_code(state: State) -> f64 {
+fn state_code(state: State) -> usize {
     match state {
-        State::Closed => 0.0,
-        State::Open => 1.0,
-        State::HalfOpen => 2.0,
-        State::ForcedOpen => 3.0,
-        State::Disabled => 4.0,
-        State::MetricsOnly => 5.0,
+        State::Closed => 0,
+        State::Open => 1,
+        State::HalfOpen => 2,
+        State::ForcedOpen => 3,
+        State::Disabled => 4,
+        State::MetricsOnly => 5,
     }
 }
 
-/// Exports a snapshot through the `metrics` facade.
-#[cfg(feature = "metrics")]
-pub(crate) fn export(name: &str, m: &Metrics) {
-    let labels = [("breaker", name.to_owned())];
-    metrics::gauge!("breakerbox_state", &labels).set(state_code(m.state));
-    let c = m.counts;
-    for (metric, value) in [
-        ("breakerbox_calls_total", c.calls),
-        ("breakerbox_successes_total", c.successes),
-        ("breakerbox_failures_total", c.failures),
-        ("breakerbox_slow_calls_total", c.slow),
-        ("breakerbox_ignored_total", c.ignored),
-        ("breakerbox_rejected_total", c.rejected),
-        ("breakerbox_stale_total", c.stale),
-    ] {
-        metrics::counter!(metric, &labels).absolute(value);
+/// The reporting side of one breaker.
+pub(crate) struct Observer {
+    name: Box<str>,
+    #[cfg(feature = "metrics")]
+    state: metrics::Gauge,
+    #[cfg(feature = "metrics")]
+    transitions: [metrics::Counter; 6],
+    #[cfg(feature = "metrics")]
+    counts: [metrics::Counter; 7],
+}
+
+impl Observer {
+    pub(crate) fn new(name: String) -> Self {
+        #[cfg(feature = "metrics")]
+        let labels = [("breaker", name.clone())];
+        Observer {
+            #[cfg(feature = "metrics")]
+            state: metrics::gauge!("breakerbox_state", &labels),
+            #[cfg(feature = "metrics")]
+            transitions: STATES.map(|to| {
+                let labels = [("breaker", name.clone()), ("to", to.as_str().to_owned())];
+                metrics::counter!("breakerbox_transitions_total", &labels)
+            }),
+            #[cfg(feature = "metrics")]
+            counts: [
+                "breakerbox_calls_total",
+                "breakerbox_successes_total",
+                "breakerbox_failures_total",
+                "breakerbox_slow_calls_total",
+                "breakerbox_ignored_total",
+                "breakerbox_rejected_total",
+                "breakerbox_stale_total",
+            ]
+            .map(|metric| metrics::counter!(metric, &labels)),
+            name: name.into_boxed_str(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether transitions are reported anywhere without listeners.
+    pub(crate) const ENABLED: bool = cfg!(any(
+        feature = "log",
+        feature = "tracing",
+        feature = "metrics"
+    ));
+
+    /// Logs, traces and counts one transition.
+    #[allow(unused_variables)] // all uses are behind features
+    pub(crate) fn transition(&self, t: &Transition) {
+        #[cfg(feature = "log")]
+        {
+            let level = match t.to {
+                breakerbox_core::State::Open | breakerbox_core::State::ForcedOpen => {
+                    log::Level::Warn
+                }
+                _ => log::Level::Info,
+            };
+            log::log!(level, "circuit breaker {}: {t}", self.name);
+        }
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            breaker = &*self.name,
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            reason = ?t.reason,
+            generation = t.generation,
+            "circuit breaker transition"
+        );
+        #[cfg(feature = "metrics")]
+        {
+            self.state.set(state_code(t.to) as f64);
+            self.transitions[state_code(t.to)].increment(1);
+        }
+    }
+
+    /// Publishes a snapshot: the state gauge and the counts as counters.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn export(&self, m: &Metrics) {
+        self.state.set(state_code(m.state) as f64);
+        let c = m.counts;
+        let values = [
+            c.calls,
+            c.successes,
+            c.failures,
+            c.slow,
+            c.ignored,
+            c.rejected,
+            c.stale,
+        ];
+        for (counter, value) in self.counts.iter().zip(values) {
+            counter.absolute(value);
+        }
     }
 }

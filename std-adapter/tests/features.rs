@@ -1,0 +1,192 @@
+//! What the `log`, `tracing` and `metrics` features report. Run with
+//! `cargo test -p breakerbox-std --all-features`.
+#![cfg(not(loom))]
+#![allow(dead_code, unused_imports)] // each part is behind its feature
+
+use std::sync::Mutex;
+
+use breakerbox_std::{Config, ConsecutiveFailures, Duration, SharedManualClock, StdBreaker};
+
+/// Trips the breaker named `name`, lets it probe, and closes it: three transitions.
+fn cycle(name: &str) -> StdBreaker<ConsecutiveFailures, SharedManualClock> {
+    let clock = SharedManualClock::new();
+    let breaker = StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap())
+        .clock(clock.clone())
+        .name(name)
+        .build();
+    let _ = breaker.call(|| Err::<(), _>(()));
+    clock.advance(Duration::from_secs(5));
+    let _ = breaker.call(|| Ok::<_, ()>(()));
+    breaker
+}
+
+/// Serialises the tests that install process-wide hooks.
+static GLOBAL: Mutex<()> = Mutex::new(());
+
+#[cfg(feature = "log")]
+mod log_feature {
+    use super::*;
+
+    struct Capture(Mutex<Vec<(log::Level, String)>>);
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((record.level(), record.args().to_string()));
+        }
+        fn flush(&self) {}
+    }
+
+    static LOGGER: Capture = Capture(Mutex::new(Vec::new()));
+
+    #[test]
+    fn transitions_are_logged() {
+        let _g = GLOBAL.lock().unwrap();
+        log::set_logger(&LOGGER).unwrap();
+        log::set_max_level(log::LevelFilter::Info);
+        cycle("payments");
+        let lines: Vec<_> = LOGGER
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, l)| l.contains("payments"))
+            .cloned()
+            .collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[0].0, log::Level::Warn, "opening is a warning");
+        assert!(lines[0].1.contains("closed -> open"), "{}", lines[0].1);
+        assert_eq!(lines[2].0, log::Level::Info);
+        assert!(lines[2].1.contains("half-open -> closed"));
+    }
+}
+
+#[cfg(feature = "tracing")]
+mod tracing_feature {
+    use super::*;
+    use std::sync::Arc;
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    #[derive(Default, Clone)]
+    struct Events(Arc<Mutex<Vec<String>>>);
+
+    struct Fields(String);
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={:?} ", field.name(), value));
+        }
+    }
+
+    impl Subscriber for Events {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn transitions_are_traced() {
+        let events = Events::default();
+        tracing::subscriber::with_default(events.clone(), || cycle("search"));
+        let seen = events.0.lock().unwrap();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(seen[0].contains("breaker=\"search\""), "{}", seen[0]);
+        assert!(seen[0].contains("to=\"open\""), "{}", seen[0]);
+        assert!(seen[2].contains("to=\"closed\""), "{}", seen[2]);
+    }
+}
+
+#[cfg(feature = "metrics")]
+mod metrics_feature {
+    use super::*;
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    /// Keeps every counter and gauge by name and labels.
+    #[derive(Default)]
+    struct Values(Mutex<HashMap<String, Arc<AtomicU64>>>);
+
+    impl Values {
+        fn slot(&self, key: &Key) -> Arc<AtomicU64> {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            self.0.lock().unwrap().entry(name).or_default().clone()
+        }
+        fn get(&self, name: &str) -> Option<u64> {
+            self.0
+                .lock()
+                .unwrap()
+                .get(name)
+                .map(|v| v.load(Ordering::SeqCst))
+        }
+    }
+
+    impl Recorder for Values {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(self.slot(key))
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(self.slot(key))
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn state_and_counts_are_exported() {
+        let values = Values::default();
+        metrics::with_local_recorder(&values, || {
+            let breaker = cycle("stock");
+            let state = values
+                .get("breakerbox_state{breaker=stock}")
+                .map(f64::from_bits);
+            assert_eq!(state, Some(0.0), "closed again");
+            assert_eq!(
+                values.get("breakerbox_transitions_total{breaker=stock,to=open}"),
+                Some(1)
+            );
+            for _ in 0..3 {
+                let _ = breaker.call(|| Ok::<_, ()>(()));
+            }
+            breaker.export_metrics();
+            assert_eq!(values.get("breakerbox_calls_total{breaker=stock}"), Some(5));
+            assert_eq!(
+                values.get("breakerbox_successes_total{breaker=stock}"),
+                Some(4)
+            );
+            assert_eq!(
+                values.get("breakerbox_failures_total{breaker=stock}"),
+                Some(1)
+            );
+        });
+    }
+}
