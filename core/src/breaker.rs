@@ -179,18 +179,23 @@ pub struct Permit {
     generation: u64,
     started: Instant,
     state: State,
+    /// Whether the breaker counted the admission; a wrapper's lock-free
+    /// admissions are counted when reported instead.
+    counted: bool,
 }
 
 impl Permit {
     /// A permit minted outside [`Breaker::try_acquire`], by a shared wrapper
     /// whose lock-free fast path admitted the call in `state` at `generation`
-    /// (the std adapter does this in the closed state). The breaker treats it
-    /// like its own: stale unless `generation` is current.
+    /// (the shared breakers do this in the closed state, writing nothing).
+    /// The breaker treats it like its own, stale unless `generation` is
+    /// current, and counts the call in [`Counts::calls`] when it is reported.
     pub const fn from_raw_parts(generation: u64, started: Instant, state: State) -> Permit {
         Permit {
             generation,
             started,
             state,
+            counted: false,
         }
     }
 
@@ -322,7 +327,8 @@ impl fmt::Display for Transition {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Counts {
-    /// Calls admitted.
+    /// Calls admitted. (A shared breaker's lock-free closed-state admissions
+    /// are counted when they are reported: admitting writes nothing.)
     pub calls: u64,
     /// Successes recorded.
     pub successes: u64,
@@ -527,6 +533,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
                 generation: self.generation,
                 started,
                 state: self.phase.state(),
+                counted: true,
             }),
             transition,
         }
@@ -554,6 +561,9 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         outcome: Outcome,
         now: &mut Now<impl FnMut() -> Instant>,
     ) -> Report {
+        if !permit.counted {
+            self.counts.calls = self.counts.calls.saturating_add(1);
+        }
         // Probes past their lease have failed, whatever arrives now.
         if let Phase::HalfOpen(probes) = self.phase {
             if probes.in_flight > 0 {

@@ -27,29 +27,24 @@ const SUCCESS_IS_NOOP: u64 = 2;
 const OPEN: u64 = 4;
 const FLAG_BITS: u32 = 3;
 
-/// What the lock-free paths counted; merged into [`Metrics`].
+/// What the lock-free paths counted; merged into [`Metrics`]. A lock-free
+/// success is one call and one success: admission itself writes nothing.
 #[derive(Default)]
 struct FastCounts {
-    calls: AtomicU64,
     successes: AtomicU64,
     rejected: AtomicU64,
 }
 
 impl FastCounts {
     fn add_to(&self, counts: &mut Counts) {
-        counts.calls = counts
-            .calls
-            .saturating_add(self.calls.load(Ordering::Relaxed));
-        counts.successes = counts
-            .successes
-            .saturating_add(self.successes.load(Ordering::Relaxed));
-        counts.rejected = counts
-            .rejected
-            .saturating_add(self.rejected.load(Ordering::Relaxed));
+        let successes = self.successes.load(Ordering::Relaxed);
+        counts.calls = counts.calls.saturating_add(successes);
+        counts.successes = counts.successes.saturating_add(successes);
+        let rejected = self.rejected.load(Ordering::Relaxed);
+        counts.rejected = counts.rejected.saturating_add(rejected);
     }
 
     fn clear(&self) {
-        self.calls.store(0, Ordering::Relaxed);
         self.successes.store(0, Ordering::Relaxed);
         self.rejected.store(0, Ordering::Relaxed);
     }
@@ -327,6 +322,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Shared<P, C, H> {
         if outcome == Outcome::Success && permit.state() == State::Closed {
             let word = self.word.load(Ordering::Acquire);
             if word & SUCCESS_IS_NOOP != 0 && word >> FLAG_BITS == permit.generation() {
+                // One call and one success.
                 self.fast.successes.fetch_add(1, Ordering::Relaxed);
                 return ReportStatus::Recorded;
             }
@@ -354,7 +350,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
             } else {
                 Instant::ZERO
             };
-            s.fast.calls.fetch_add(1, Ordering::Relaxed);
+            // Writes nothing: the call is counted when it is reported.
             let permit = Permit::from_raw_parts(word >> FLAG_BITS, started, State::Closed);
             return Ok(Guard::new(self, permit));
         }
