@@ -344,6 +344,30 @@ pub struct Counts {
     pub stale: u64,
 }
 
+impl Counts {
+    /// Field by field sum, each saturating at `u64::MAX`.
+    ///
+    /// ```
+    /// use breakerbox_core::Counts;
+    ///
+    /// let a = Counts { calls: 2, successes: 2, ..Counts::default() };
+    /// let b = Counts { calls: u64::MAX, rejected: 1, ..Counts::default() };
+    /// let sum = a.saturating_add(b);
+    /// assert_eq!((sum.calls, sum.successes, sum.rejected), (u64::MAX, 2, 1));
+    /// ```
+    pub const fn saturating_add(self, other: Counts) -> Counts {
+        Counts {
+            calls: self.calls.saturating_add(other.calls),
+            successes: self.successes.saturating_add(other.successes),
+            failures: self.failures.saturating_add(other.failures),
+            slow: self.slow.saturating_add(other.slow),
+            ignored: self.ignored.saturating_add(other.ignored),
+            rejected: self.rejected.saturating_add(other.rejected),
+            stale: self.stale.saturating_add(other.stale),
+        }
+    }
+}
+
 /// A snapshot of the breaker for dashboards and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -1065,6 +1089,13 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
     /// The counters.
     pub fn counts(&self) -> Counts {
         self.machine.counts
+    }
+
+    /// Adds counts kept outside the breaker, by a shared wrapper's lock-free
+    /// paths (successes it took without the lock, rejections it made
+    /// without the lock), each field saturating.
+    pub fn absorb_counts(&mut self, extra: Counts) {
+        self.machine.counts = self.machine.counts.saturating_add(extra);
     }
 
     /// A snapshot of everything, reading the clock once.

@@ -7,6 +7,8 @@ mod breaker;
 mod config;
 mod policy;
 mod rng;
+mod shared;
+mod sync;
 mod time;
 mod window;
 
@@ -18,6 +20,7 @@ pub use config::{Backoff, Config, ConfigBuilder, ConfigError, HalfOpenVerdict, J
 pub use policy::{
     CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, WindowCounts,
 };
+pub use shared::SharedBreaker;
 pub use time::{Clock, Duration, Instant, ManualClock, TickClock, TickExtender};
 pub use window::{CountWindow, Thresholds, TimeWindow};
 
@@ -57,6 +60,7 @@ fn all_public_types_implement_defmt_format() {
     format::<Report>();
     format::<ReportStatus>();
     format::<RunCounts>();
+    format::<SharedBreaker<ConsecutiveFailures, ()>>();
     format::<State>();
     format::<TickClock<fn() -> u32>>();
     format::<TickExtender>();

@@ -36,12 +36,14 @@ struct FastCounts {
 }
 
 impl FastCounts {
-    fn add_to(&self, counts: &mut Counts) {
+    fn counts(&self) -> Counts {
         let successes = self.successes.load(Ordering::Relaxed);
-        counts.calls = counts.calls.saturating_add(successes);
-        counts.successes = counts.successes.saturating_add(successes);
-        let rejected = self.rejected.load(Ordering::Relaxed);
-        counts.rejected = counts.rejected.saturating_add(rejected);
+        Counts {
+            calls: successes,
+            successes,
+            rejected: self.rejected.load(Ordering::Relaxed),
+            ..Counts::default()
+        }
     }
 
     fn clear(&self) {
@@ -539,7 +541,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
             let m = lock(&s.machine);
             m.metrics_at(s.clock.now())
         };
-        s.fast.add_to(&mut metrics.counts);
+        metrics.counts = metrics.counts.saturating_add(s.fast.counts());
         metrics
     }
 

@@ -67,12 +67,12 @@ fn one_probe_slot_goes_to_exactly_one_thread() {
         let t = thread::spawn(move || {
             other
                 .try_acquire()
-                .map(|g| std::mem::forget(g))
+                .map(std::mem::forget)
                 .map_err(|r| r.reason)
         });
         let mine = b
             .try_acquire()
-            .map(|g| std::mem::forget(g))
+            .map(std::mem::forget)
             .map_err(|r| r.reason);
         let theirs = t.join().unwrap();
         let admitted = [mine, theirs].iter().filter(|r| r.is_ok()).count();

@@ -1,0 +1,338 @@
+//! The same scenarios against `Breaker` and `SharedBreaker`: one semantics.
+
+use core::time::Duration as StdDuration;
+
+use super::*;
+use crate::{ConfigBuilder, CountWindow, Duration, Ratio, Thresholds, TransitionReason};
+
+extern crate std;
+use std::vec::Vec;
+
+/// The operations both breakers offer, at a given time.
+trait Subject {
+    fn make(config: Config, threshold: u32) -> Self;
+    fn acquire(&mut self, t: Instant) -> Admission;
+    fn report(&mut self, permit: Permit, outcome: Outcome, t: Instant) -> Report;
+    fn force_open(&mut self, t: Instant) -> Option<Transition>;
+    fn release(&mut self, t: Instant) -> Option<Transition>;
+    fn reset(&mut self, t: Instant) -> Transition;
+    fn metrics(&mut self, t: Instant) -> Metrics;
+}
+
+impl Subject for Breaker<ConsecutiveFailures, (), 4> {
+    fn make(config: Config, threshold: u32) -> Self {
+        Breaker::new(config, ConsecutiveFailures::new(threshold).unwrap(), ())
+    }
+    fn acquire(&mut self, t: Instant) -> Admission {
+        self.try_acquire_at(t)
+    }
+    fn report(&mut self, permit: Permit, outcome: Outcome, t: Instant) -> Report {
+        self.record_at(permit, outcome, t)
+    }
+    fn force_open(&mut self, t: Instant) -> Option<Transition> {
+        self.force_open_at(t)
+    }
+    fn release(&mut self, t: Instant) -> Option<Transition> {
+        self.release_at(t)
+    }
+    fn reset(&mut self, t: Instant) -> Transition {
+        self.reset_at(t)
+    }
+    fn metrics(&mut self, t: Instant) -> Metrics {
+        self.metrics_at(t)
+    }
+}
+
+impl Subject for SharedBreaker<ConsecutiveFailures, (), 4> {
+    fn make(config: Config, threshold: u32) -> Self {
+        SharedBreaker::new(config, ConsecutiveFailures::new(threshold).unwrap(), ())
+    }
+    fn acquire(&mut self, t: Instant) -> Admission {
+        self.try_acquire_at(t)
+    }
+    fn report(&mut self, permit: Permit, outcome: Outcome, t: Instant) -> Report {
+        self.record_at(permit, outcome, t)
+    }
+    fn force_open(&mut self, t: Instant) -> Option<Transition> {
+        self.with_breaker(|m| m.force_open_at(t)).flatten()
+    }
+    fn release(&mut self, t: Instant) -> Option<Transition> {
+        self.with_breaker(|m| m.release_at(t)).flatten()
+    }
+    fn reset(&mut self, t: Instant) -> Transition {
+        self.with_breaker(|m| m.reset_at(t)).unwrap()
+    }
+    fn metrics(&mut self, t: Instant) -> Metrics {
+        self.metrics_at(t)
+    }
+}
+
+fn secs(s: u64) -> Instant {
+    Instant::from_secs(s)
+}
+
+fn config(f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
+    f(Config::builder()).build().unwrap()
+}
+
+fn run<S: Subject>(b: &mut S, outcome: Outcome, t: Instant) -> Report {
+    let permit = b.acquire(t).result.expect("admitted");
+    b.report(permit, outcome, t)
+}
+
+fn trips_at_threshold_then_rejects_then_probes<S: Subject>() {
+    let mut b = S::make(Config::DEFAULT, 3);
+    for _ in 0..5 {
+        assert_eq!(
+            run(&mut b, Outcome::Success, secs(0)).status,
+            ReportStatus::Recorded
+        );
+    }
+    assert!(run(&mut b, Outcome::Failure, secs(1)).transition.is_none());
+    assert!(run(&mut b, Outcome::Failure, secs(1)).transition.is_none());
+    let t = run(&mut b, Outcome::Failure, secs(2)).transition.unwrap();
+    assert_eq!(
+        (t.from, t.to, t.reason, t.generation),
+        (State::Closed, State::Open, TransitionReason::Tripped, 1)
+    );
+    let r = b.acquire(secs(4)).result.unwrap_err();
+    assert_eq!(
+        r,
+        Rejected {
+            reason: RejectReason::Open,
+            retry_after: Some(Duration::from_secs(3))
+        }
+    );
+    let a = b.acquire(secs(7));
+    assert_eq!(a.transition.unwrap().to, State::HalfOpen);
+    let probe = a.result.unwrap();
+    assert_eq!(
+        b.acquire(secs(7)).result.unwrap_err().reason,
+        RejectReason::HalfOpenFull
+    );
+    let t = b
+        .report(probe, Outcome::Success, secs(8))
+        .transition
+        .unwrap();
+    assert_eq!(t.to, State::Closed);
+    let m = b.metrics(secs(9));
+    assert_eq!(
+        (
+            m.counts.calls,
+            m.counts.successes,
+            m.counts.failures,
+            m.counts.rejected
+        ),
+        (9, 6, 3, 2)
+    );
+    assert_eq!(m.generation, 3);
+}
+
+fn stale_permits_change_nothing<S: Subject>() {
+    let mut b = S::make(Config::DEFAULT, 1);
+    let early = b.acquire(secs(0)).result.unwrap();
+    let _ = run(&mut b, Outcome::Failure, secs(0));
+    assert!(b.report(early, Outcome::Success, secs(1)).is_stale());
+    let m = b.metrics(secs(1));
+    assert_eq!(
+        (m.state, m.counts.stale, m.counts.successes),
+        (State::Open, 1, 0)
+    );
+}
+
+fn probe_lease_expires<S: Subject>() {
+    let mut b = S::make(config(|c| c.probe_lease(StdDuration::from_secs(10))), 1);
+    let _ = run(&mut b, Outcome::Failure, secs(0));
+    let lost = b.acquire(secs(5)).result.unwrap();
+    let a = b.acquire(secs(15));
+    assert_eq!(
+        a.transition.unwrap().reason,
+        TransitionReason::ProbeLeaseExpired
+    );
+    assert_eq!(
+        a.result.unwrap_err().retry_after,
+        Some(Duration::from_secs(5))
+    );
+    assert!(b.report(lost, Outcome::Success, secs(16)).is_stale());
+}
+
+fn manual_states_and_reset<S: Subject>() {
+    let mut b = S::make(Config::DEFAULT, 1);
+    assert!(b.force_open(secs(1)).is_some());
+    assert_eq!(
+        b.acquire(secs(2)).result.unwrap_err().reason,
+        RejectReason::ForcedOpen
+    );
+    assert_eq!(b.release(secs(3)).unwrap().to, State::Closed);
+    let _ = run(&mut b, Outcome::Success, secs(3));
+    let t = b.reset(secs(4));
+    assert_eq!((t.reason, t.generation), (TransitionReason::Reset, 3));
+    let m = b.metrics(secs(4));
+    assert_eq!(m.counts, Counts::default());
+    assert!(run(&mut b, Outcome::Failure, secs(5)).transition.is_some());
+}
+
+fn ignored_and_success_after_failure<S: Subject>() {
+    let mut b = S::make(Config::DEFAULT, 2);
+    let _ = run(&mut b, Outcome::Failure, secs(0));
+    let _ = run(&mut b, Outcome::Ignored, secs(0));
+    let _ = run(&mut b, Outcome::Success, secs(0)); // must reset the run
+    let _ = run(&mut b, Outcome::Failure, secs(0));
+    let m = b.metrics(secs(0));
+    assert_eq!(m.state, State::Closed);
+    assert_eq!(
+        (m.counts.calls, m.counts.ignored, m.counts.failures),
+        (4, 1, 2)
+    );
+}
+
+macro_rules! both {
+    ($($scenario:ident),* $(,)?) => {
+        mod on_breaker {
+            $(#[test] fn $scenario() { super::$scenario::<crate::Breaker<crate::ConsecutiveFailures, (), 4>>(); })*
+        }
+        mod on_shared_breaker {
+            $(#[test] fn $scenario() { super::$scenario::<crate::SharedBreaker<crate::ConsecutiveFailures, (), 4>>(); })*
+        }
+    };
+}
+
+both!(
+    trips_at_threshold_then_rejects_then_probes,
+    stale_permits_change_nothing,
+    probe_lease_expires,
+    manual_states_and_reset,
+    ignored_and_success_after_failure,
+);
+
+#[test]
+fn closed_admission_and_noop_successes_take_no_lock() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let _ = run_shared(&b, Outcome::Success); // publishes that successes are free
+                                              // Hold the lock's RefCell borrowed: any locked path would now be refused.
+    b.machine.with(|_| {
+        for _ in 0..100 {
+            let permit = b
+                .try_acquire_at(secs(0))
+                .result
+                .expect("admitted without the lock");
+            let report = b.record_at(permit, Outcome::Success, secs(0));
+            assert_eq!(
+                report.status,
+                ReportStatus::Recorded,
+                "counted without the lock"
+            );
+        }
+        // A failure needs the lock: refused (re-entrant), never a panic.
+        let permit = b.try_acquire_at(secs(0)).result.unwrap();
+        assert!(b.record_at(permit, Outcome::Failure, secs(0)).is_stale());
+    });
+    let m = b.metrics_at(secs(0));
+    assert_eq!((m.counts.calls, m.counts.successes), (101, 101));
+}
+
+#[test]
+fn open_rejections_take_no_lock() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    let _ = run_shared(&b, Outcome::Failure);
+    b.machine.with(|_| {
+        let r = b.try_acquire_at(secs(1)).result.unwrap_err();
+        assert_eq!(r.retry_after, Some(Duration::from_secs(4)));
+        // At the deadline the lock is needed: refused while re-entered.
+        assert_eq!(
+            b.try_acquire_at(secs(5)).result.unwrap_err().reason,
+            RejectReason::HalfOpenFull
+        );
+    });
+    assert_eq!(b.metrics_at(secs(1)).counts.rejected, 2);
+    assert!(b.try_acquire_at(secs(5)).result.is_ok());
+}
+
+fn run_shared(b: &SharedBreaker, outcome: Outcome) -> Report {
+    let permit = b.try_acquire_at(secs(0)).result.unwrap();
+    b.record_at(permit, outcome, secs(0))
+}
+
+#[test]
+fn fast_counters_fold_before_they_wrap() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let _ = run_shared(&b, Outcome::Success);
+    b.fast_successes.store(FOLD_AT, Ordering::Relaxed);
+    let _ = run_shared(&b, Outcome::Success);
+    assert_eq!(b.fast_successes.load(Ordering::Relaxed), 0, "folded");
+    let m = b.metrics_at(secs(0));
+    assert_eq!(m.counts.successes, FOLD_AT as u64 + 2);
+}
+
+#[test]
+fn the_snapshot_carries_64_bit_values() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    let big = (7u64 << 32) | 5;
+    b.snapshot
+        .write(big, OPEN, Instant::from_micros(u64::MAX - 1));
+    let v = b.snapshot.read();
+    assert_eq!(
+        (v.generation, v.flags, v.until),
+        (big, OPEN, Instant::from_micros(u64::MAX - 1))
+    );
+    assert_eq!(b.generation(), big);
+}
+
+#[test]
+fn windowed_policies_and_slow_calls_go_through_the_lock() {
+    let policy = CountWindow::<4>::new(Thresholds::new().failure_rate(Ratio::percent(50))).unwrap();
+    let config = config(|c| c.slow_call_threshold(StdDuration::from_secs(1)));
+    let b: SharedBreaker<_, (), 4> = SharedBreaker::new(config, policy, ());
+    let mut outcomes = Vec::new();
+    for (outcome, took) in [
+        (Outcome::Failure, 0),
+        (Outcome::Success, 2),
+        (Outcome::Failure, 0),
+        (Outcome::Success, 0),
+    ] {
+        let p = b.try_acquire_at(secs(10)).result.unwrap();
+        assert_eq!(p.started(), secs(10), "slow calls need the admission time");
+        outcomes.push(
+            b.record_at(p, outcome, secs(10 + took))
+                .transition
+                .map(|t| t.to),
+        );
+    }
+    assert_eq!(outcomes, [None, None, None, Some(State::Open)]);
+    assert_eq!(b.metrics_at(secs(12)).counts.slow, 1);
+}
+
+#[test]
+fn shared_across_threads() {
+    use std::sync::Arc;
+    let b: Arc<SharedBreaker> = Arc::new(SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(1_000_000).unwrap(),
+        (),
+    ));
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                for n in 0..5_000u32 {
+                    let outcome = if (n + i) % 10 == 0 {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    };
+                    let _ = b.call_classified(|| Ok::<_, ()>(()), |_| outcome);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let m = b.metrics_at(secs(0));
+    assert_eq!(m.counts.calls, 20_000);
+    assert_eq!((m.counts.successes, m.counts.failures), (18_000, 2_000));
+}
