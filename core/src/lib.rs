@@ -5,6 +5,8 @@
 
 mod breaker;
 mod config;
+#[cfg(feature = "embedded-hal")]
+pub mod hal;
 mod policy;
 mod rng;
 mod shared;
@@ -21,7 +23,7 @@ pub use policy::{
     CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, WindowCounts,
 };
 pub use shared::SharedBreaker;
-pub use time::{Clock, Duration, Instant, ManualClock, TickClock, TickExtender};
+pub use time::{Clock, Duration, Instant, ManualClock, SharedTickClock, TickClock, TickExtender};
 pub use window::{CountWindow, Thresholds, TimeWindow};
 
 /// Every public type implements `defmt::Format` with the `defmt` feature:
@@ -61,6 +63,7 @@ fn all_public_types_implement_defmt_format() {
     format::<ReportStatus>();
     format::<RunCounts>();
     format::<SharedBreaker<ConsecutiveFailures, ()>>();
+    format::<SharedTickClock<fn() -> u32>>();
     format::<State>();
     format::<TickClock<fn() -> u32>>();
     format::<TickExtender>();

@@ -502,6 +502,95 @@ impl<F> defmt::Format for TickClock<F> {
     }
 }
 
+/// A [`Clock`] on a wrapping hardware tick counter that is `Sync`: the
+/// extender's state sits in a critical section, so the main loop and
+/// interrupt handlers can read one clock (and share a
+/// [`SharedBreaker`](crate::SharedBreaker) that uses it).
+///
+/// ```
+/// use core::sync::atomic::{AtomicU32, Ordering};
+/// use breakerbox_core::{Clock, Instant, SharedTickClock};
+///
+/// // A 16-bit 1 kHz counter (a timer peripheral, or ticks counted in an ISR).
+/// static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// fn read_counter() -> u32 {
+///     COUNTER.load(Ordering::Relaxed)
+/// }
+/// static CLOCK: SharedTickClock<fn() -> u32> =
+///     match SharedTickClock::new(read_counter as fn() -> u32, 16, 1_000) {
+///         Ok(clock) => clock,
+///         Err(e) => panic!("{}", e.as_str()),
+///     };
+/// COUNTER.store(65_000, Ordering::Relaxed);
+/// assert_eq!(CLOCK.now(), Instant::from_millis(65_000));
+/// COUNTER.store(70_000, Ordering::Relaxed); // read as 70_000 mod 65_536: a wrap
+/// assert_eq!(CLOCK.now(), Instant::from_millis(70_000));
+/// ```
+pub struct SharedTickClock<F> {
+    read: F,
+    extender: critical_section::Mutex<Cell<TickExtender>>,
+    hz: u32,
+}
+
+impl<F: Fn() -> u32> SharedTickClock<F> {
+    /// A clock reading a `bits`-wide counter that ticks `hz` times a second;
+    /// `const`, so it can be a `static`.
+    ///
+    /// # Errors
+    /// As [`TickClock::new`].
+    pub const fn new(read: F, bits: u32, hz: u32) -> Result<Self, ConfigError> {
+        if hz == 0 {
+            // A `const fn` cannot run `read`'s destructor; it is not needed.
+            core::mem::forget(read);
+            return Err(ConfigError::TickRate);
+        }
+        match TickExtender::new(bits) {
+            Ok(extender) => Ok(SharedTickClock {
+                read,
+                extender: critical_section::Mutex::new(Cell::new(extender)),
+                hz,
+            }),
+            Err(e) => {
+                core::mem::forget(read);
+                Err(e)
+            }
+        }
+    }
+
+    /// The counter's rate in ticks per second.
+    pub fn hz(&self) -> u32 {
+        self.hz
+    }
+}
+
+impl<F: Fn() -> u32> Clock for SharedTickClock<F> {
+    fn now(&self) -> Instant {
+        let ticks = critical_section::with(|cs| {
+            let cell = self.extender.borrow(cs);
+            let mut extender = cell.get();
+            let ticks = extender.extend((self.read)());
+            cell.set(extender);
+            ticks
+        });
+        Instant::from_micros(ticks_to_micros(ticks, self.hz))
+    }
+}
+
+impl<F> fmt::Debug for SharedTickClock<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedTickClock")
+            .field("hz", &self.hz)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<F> defmt::Format for SharedTickClock<F> {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "SharedTickClock {{ hz: {} }}", self.hz)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,6 +672,25 @@ mod tests {
         t.last = 10;
         assert_eq!(t.extend(1), u64::MAX);
         assert_eq!(t.extend(0), u64::MAX);
+    }
+
+    #[test]
+    fn shared_tick_clock_extends_across_threads() {
+        extern crate std;
+        use core::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let clock = SharedTickClock::new(|| COUNTER.load(Ordering::SeqCst), 8, 100).unwrap();
+        assert!(SharedTickClock::new(|| 0, 8, 0).is_err());
+        assert!(SharedTickClock::new(|| 0, 40, 1).is_err());
+        assert_eq!(clock.hz(), 100);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                COUNTER.store(250, Ordering::SeqCst);
+                assert_eq!(clock.now(), Instant::from_millis(2_500));
+            });
+        });
+        COUNTER.store(10, Ordering::SeqCst); // wrapped past 255
+        assert_eq!(clock.now(), Instant::from_millis(2_660));
     }
 
     #[test]

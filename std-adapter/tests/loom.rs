@@ -70,10 +70,7 @@ fn one_probe_slot_goes_to_exactly_one_thread() {
                 .map(std::mem::forget)
                 .map_err(|r| r.reason)
         });
-        let mine = b
-            .try_acquire()
-            .map(std::mem::forget)
-            .map_err(|r| r.reason);
+        let mine = b.try_acquire().map(std::mem::forget).map_err(|r| r.reason);
         let theirs = t.join().unwrap();
         let admitted = [mine, theirs].iter().filter(|r| r.is_ok()).count();
         assert_eq!(admitted, 1);

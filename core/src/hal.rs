@@ -1,0 +1,353 @@
+//! embedded-hal 1.0 wrappers: an I2C bus and an SPI device whose every
+//! transaction passes through a breaker and fails fast while it is open.
+//!
+//! ```
+//! use breakerbox_core::hal::{BreakerI2c, HalError};
+//! use breakerbox_core::{Breaker, Config, ConsecutiveFailures, RejectReason};
+//! use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
+//!
+//! /// A sensor that is not there: every transaction is NACKed.
+//! struct AbsentSensor;
+//! impl ErrorType for AbsentSensor {
+//!     type Error = ErrorKind;
+//! }
+//! impl I2c for AbsentSensor {
+//!     fn transaction(&mut self, _: u8, _: &mut [Operation<'_>]) -> Result<(), ErrorKind> {
+//!         Err(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address))
+//!     }
+//! }
+//!
+//! let breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(3).unwrap(), ());
+//! let mut bus = BreakerI2c::new(AbsentSensor, breaker);
+//! let mut reading = [0u8; 2];
+//! for _ in 0..3 {
+//!     assert!(matches!(bus.read(0x48, &mut reading), Err(HalError::Bus(_))));
+//! }
+//! // Open: the bus is not touched.
+//! assert!(matches!(bus.read(0x48, &mut reading), Err(HalError::Rejected(r)) if r.reason == RejectReason::Open));
+//! ```
+
+use core::fmt;
+
+use embedded_hal::i2c::{self, AddressMode, I2c};
+use embedded_hal::spi::{self, SpiDevice};
+
+use crate::breaker::{Breaker, Outcome, Permit, Rejected};
+use crate::policy::TripPolicy;
+use crate::shared::SharedBreaker;
+use crate::time::Clock;
+
+/// What a bus wrapper needs of a breaker: admit a transaction, report how
+/// it went. Implemented by an owned or borrowed [`Breaker`] and by a
+/// `&`[`SharedBreaker`] (to share one breaker with an interrupt handler).
+pub trait Gate {
+    /// Admits one transaction, or says why not.
+    ///
+    /// # Errors
+    /// The breaker's [`Rejected`].
+    fn admit(&mut self) -> Result<Permit, Rejected>;
+
+    /// Reports the transaction's outcome.
+    fn report(&mut self, permit: Permit, outcome: Outcome);
+}
+
+impl<P: TripPolicy, C: Clock, const H: usize> Gate for Breaker<P, C, H> {
+    fn admit(&mut self) -> Result<Permit, Rejected> {
+        self.try_acquire().result
+    }
+    fn report(&mut self, permit: Permit, outcome: Outcome) {
+        let _ = self.record(permit, outcome);
+    }
+}
+
+impl<P: TripPolicy, C: Clock, const H: usize> Gate for &mut Breaker<P, C, H> {
+    fn admit(&mut self) -> Result<Permit, Rejected> {
+        self.try_acquire().result
+    }
+    fn report(&mut self, permit: Permit, outcome: Outcome) {
+        let _ = self.record(permit, outcome);
+    }
+}
+
+impl<P: TripPolicy, C: Clock, const H: usize> Gate for &SharedBreaker<P, C, H> {
+    fn admit(&mut self) -> Result<Permit, Rejected> {
+        self.try_acquire().result
+    }
+    fn report(&mut self, permit: Permit, outcome: Outcome) {
+        let _ = self.record(permit, outcome);
+    }
+}
+
+/// The error of a wrapped bus: the breaker's rejection, or the bus's own
+/// error. Implements the embedded-hal `Error` traits, so drivers written
+/// against `I2c`/`SpiDevice` work unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum HalError<E> {
+    /// The breaker did not let the transaction through; the bus was not touched.
+    Rejected(Rejected),
+    /// The bus's error.
+    Bus(E),
+}
+
+impl<E: fmt::Debug> fmt::Display for HalError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HalError::Rejected(r) => write!(f, "bus transaction rejected: {r}"),
+            HalError::Bus(e) => write!(f, "bus error: {e:?}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> core::error::Error for HalError<E> {}
+
+impl<E: i2c::Error> i2c::Error for HalError<E> {
+    /// The bus's kind; `Other` for a rejection (nothing went on the wire).
+    fn kind(&self) -> i2c::ErrorKind {
+        match self {
+            HalError::Rejected(_) => i2c::ErrorKind::Other,
+            HalError::Bus(e) => e.kind(),
+        }
+    }
+}
+
+impl<E: spi::Error> spi::Error for HalError<E> {
+    /// The device's kind; `Other` for a rejection (nothing went on the wire).
+    fn kind(&self) -> spi::ErrorKind {
+        match self {
+            HalError::Rejected(_) => spi::ErrorKind::Other,
+            HalError::Bus(e) => e.kind(),
+        }
+    }
+}
+
+/// The default I2C classifier: a NACK (an absent or hung device), a bus
+/// error or an overrun is a failure; a lost arbitration (another master won
+/// the bus) says nothing about the device and is ignored.
+pub fn i2c_outcome(kind: i2c::ErrorKind) -> Outcome {
+    match kind {
+        i2c::ErrorKind::ArbitrationLoss => Outcome::Ignored,
+        _ => Outcome::Failure,
+    }
+}
+
+/// The default SPI classifier: every device error is a failure.
+pub fn spi_outcome(_kind: spi::ErrorKind) -> Outcome {
+    Outcome::Failure
+}
+
+/// Runs one bus operation through `gate`.
+fn guarded<B, R, E, K>(
+    gate: &mut impl Gate,
+    bus: &mut B,
+    classify: impl FnOnce(K) -> Outcome,
+    kind: impl FnOnce(&E) -> K,
+    op: impl FnOnce(&mut B) -> Result<R, E>,
+) -> Result<R, HalError<E>> {
+    let permit = gate.admit().map_err(HalError::Rejected)?;
+    let result = op(bus);
+    let outcome = match &result {
+        Ok(_) => Outcome::Success,
+        Err(e) => classify(kind(e)),
+    };
+    gate.report(permit, outcome);
+    result.map_err(HalError::Bus)
+}
+
+/// An I2C bus behind a breaker: every `read`, `write`, `write_read` and
+/// `transaction` is admitted by the breaker and reported to it, with bus
+/// errors classified by `F` (default [`i2c_outcome`]).
+pub struct BreakerI2c<BUS, G, F = fn(i2c::ErrorKind) -> Outcome> {
+    bus: BUS,
+    gate: G,
+    classify: F,
+}
+
+impl<BUS, G: Gate> BreakerI2c<BUS, G> {
+    /// Wraps `bus`, with the default classifier.
+    pub fn new(bus: BUS, gate: G) -> Self {
+        BreakerI2c {
+            bus,
+            gate,
+            classify: i2c_outcome,
+        }
+    }
+}
+
+impl<BUS, G: Gate, F: Fn(i2c::ErrorKind) -> Outcome> BreakerI2c<BUS, G, F> {
+    /// Wraps `bus`, with `classify` deciding what each bus error counts as.
+    pub fn with_classifier(bus: BUS, gate: G, classify: F) -> Self {
+        BreakerI2c {
+            bus,
+            gate,
+            classify,
+        }
+    }
+
+    /// The bus.
+    pub fn inner(&self) -> &BUS {
+        &self.bus
+    }
+
+    /// The bus, mutably (transactions made here bypass the breaker).
+    pub fn inner_mut(&mut self) -> &mut BUS {
+        &mut self.bus
+    }
+
+    /// The breaker (or reference to it).
+    pub fn gate(&self) -> &G {
+        &self.gate
+    }
+
+    /// The bus and the breaker back.
+    pub fn into_inner(self) -> (BUS, G) {
+        (self.bus, self.gate)
+    }
+}
+
+impl<BUS: i2c::ErrorType, G, F> i2c::ErrorType for BreakerI2c<BUS, G, F> {
+    type Error = HalError<BUS::Error>;
+}
+
+impl<A, BUS, G, F> I2c<A> for BreakerI2c<BUS, G, F>
+where
+    A: AddressMode,
+    BUS: I2c<A>,
+    G: Gate,
+    F: Fn(i2c::ErrorKind) -> Outcome,
+{
+    fn read(&mut self, address: A, read: &mut [u8]) -> Result<(), Self::Error> {
+        let kind = |e: &BUS::Error| i2c::Error::kind(e);
+        guarded(&mut self.gate, &mut self.bus, &self.classify, kind, |bus| {
+            bus.read(address, read)
+        })
+    }
+
+    fn write(&mut self, address: A, write: &[u8]) -> Result<(), Self::Error> {
+        let kind = |e: &BUS::Error| i2c::Error::kind(e);
+        guarded(&mut self.gate, &mut self.bus, &self.classify, kind, |bus| {
+            bus.write(address, write)
+        })
+    }
+
+    fn write_read(&mut self, address: A, write: &[u8], read: &mut [u8]) -> Result<(), Self::Error> {
+        let kind = |e: &BUS::Error| i2c::Error::kind(e);
+        guarded(&mut self.gate, &mut self.bus, &self.classify, kind, |bus| {
+            bus.write_read(address, write, read)
+        })
+    }
+
+    fn transaction(
+        &mut self,
+        address: A,
+        operations: &mut [i2c::Operation<'_>],
+    ) -> Result<(), Self::Error> {
+        let kind = |e: &BUS::Error| i2c::Error::kind(e);
+        guarded(&mut self.gate, &mut self.bus, &self.classify, kind, |bus| {
+            bus.transaction(address, operations)
+        })
+    }
+}
+
+/// An SPI device behind a breaker: every transaction is admitted by the
+/// breaker and reported to it, with device errors classified by `F`
+/// (default [`spi_outcome`]).
+pub struct BreakerSpi<DEV, G, F = fn(spi::ErrorKind) -> Outcome> {
+    device: DEV,
+    gate: G,
+    classify: F,
+}
+
+impl<DEV, G: Gate> BreakerSpi<DEV, G> {
+    /// Wraps `device`, with the default classifier.
+    pub fn new(device: DEV, gate: G) -> Self {
+        BreakerSpi {
+            device,
+            gate,
+            classify: spi_outcome,
+        }
+    }
+}
+
+impl<DEV, G: Gate, F: Fn(spi::ErrorKind) -> Outcome> BreakerSpi<DEV, G, F> {
+    /// Wraps `device`, with `classify` deciding what each error counts as.
+    pub fn with_classifier(device: DEV, gate: G, classify: F) -> Self {
+        BreakerSpi {
+            device,
+            gate,
+            classify,
+        }
+    }
+
+    /// The device.
+    pub fn inner(&self) -> &DEV {
+        &self.device
+    }
+
+    /// The device, mutably (transactions made here bypass the breaker).
+    pub fn inner_mut(&mut self) -> &mut DEV {
+        &mut self.device
+    }
+
+    /// The breaker (or reference to it).
+    pub fn gate(&self) -> &G {
+        &self.gate
+    }
+
+    /// The device and the breaker back.
+    pub fn into_inner(self) -> (DEV, G) {
+        (self.device, self.gate)
+    }
+}
+
+impl<DEV: spi::ErrorType, G, F> spi::ErrorType for BreakerSpi<DEV, G, F> {
+    type Error = HalError<DEV::Error>;
+}
+
+impl<Word, DEV, G, F> SpiDevice<Word> for BreakerSpi<DEV, G, F>
+where
+    Word: Copy + 'static,
+    DEV: SpiDevice<Word>,
+    G: Gate,
+    F: Fn(spi::ErrorKind) -> Outcome,
+{
+    fn transaction(
+        &mut self,
+        operations: &mut [spi::Operation<'_, Word>],
+    ) -> Result<(), Self::Error> {
+        let kind = |e: &DEV::Error| spi::Error::kind(e);
+        guarded(
+            &mut self.gate,
+            &mut self.device,
+            &self.classify,
+            kind,
+            |device| device.transaction(operations),
+        )
+    }
+}
+
+impl<BUS, G, F> fmt::Debug for BreakerI2c<BUS, G, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerI2c").finish_non_exhaustive()
+    }
+}
+
+impl<DEV, G, F> fmt::Debug for BreakerSpi<DEV, G, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerSpi").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<BUS, G, F> defmt::Format for BreakerI2c<BUS, G, F> {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "BreakerI2c")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<DEV, G, F> defmt::Format for BreakerSpi<DEV, G, F> {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "BreakerSpi")
+    }
+}
