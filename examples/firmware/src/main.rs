@@ -1,0 +1,326 @@
+//! breakerbox on a real Cortex-M core under QEMU: a flaky I2C sensor behind
+//! `BreakerI2c`, one `SharedBreaker` touched by the main loop and by the
+//! SysTick interrupt, time from SysTick ticks extended by `SharedTickClock`.
+//! Runs a sequence of checks, prints `firmware: N passed, M failed` and
+//! exits QEMU with the result.
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use breakerbox_core::hal::{BreakerI2c, HalError};
+use breakerbox_core::{
+    Clock, Config, ConsecutiveFailures, Duration, Instant, Outcome, RejectReason, SharedBreaker,
+    SharedTickClock, State, TransitionReason,
+};
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_semihosting::{debug, hprintln};
+use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
+
+/// SysTick interrupts per second.
+const TICK_HZ: u32 = 1_000;
+/// The core clock QEMU models for each board.
+#[cfg(armv7em)]
+const CORE_HZ: u32 = 25_000_000;
+#[cfg(not(armv7em))]
+const CORE_HZ: u32 = 16_000_000;
+
+/// Milliseconds since boot, counted by SysTick. Starts just below a 16-bit
+/// wrap, so the clock's extension is exercised within the first second.
+static TICKS: AtomicU32 = AtomicU32::new(65_500);
+/// How often the SysTick handler used the breaker.
+static ISR_ADMITTED: AtomicU32 = AtomicU32::new(0);
+static ISR_REJECTED: AtomicU32 = AtomicU32::new(0);
+
+/// The hardware counter as a 16-bit timer would show it.
+fn read_counter() -> u32 {
+    TICKS.load(Ordering::Relaxed) & 0xFFFF
+}
+
+static CLOCK: SharedTickClock<fn() -> u32> =
+    match SharedTickClock::new(read_counter as fn() -> u32, 16, TICK_HZ) {
+        Ok(clock) => clock,
+        Err(e) => panic!("{}", e.as_str()),
+    };
+
+const CONFIG: Config = match Config::builder()
+    .exponential_backoff(
+        core::time::Duration::from_millis(20),
+        core::time::Duration::from_millis(80),
+        2,
+        1,
+    )
+    .probe_lease(core::time::Duration::from_millis(50))
+    .build()
+{
+    Ok(config) => config,
+    Err(e) => panic!("{}", e.as_str()),
+};
+
+const POLICY: ConsecutiveFailures = match ConsecutiveFailures::new(3) {
+    Ok(policy) => policy,
+    Err(e) => panic!("{}", e.as_str()),
+};
+
+static BREAKER: SharedBreaker<ConsecutiveFailures, &SharedTickClock<fn() -> u32>> =
+    SharedBreaker::new(CONFIG, POLICY, &CLOCK);
+
+/// Whether the simulated sensor answers.
+static SENSOR_PRESENT: AtomicBool = AtomicBool::new(true);
+
+/// A temperature sensor at 0x48 that NACKs while unplugged, and counts the
+/// transactions that reached it.
+struct FlakySensor {
+    transactions: u32,
+}
+
+impl ErrorType for FlakySensor {
+    type Error = ErrorKind;
+}
+
+impl I2c for FlakySensor {
+    fn transaction(
+        &mut self,
+        address: u8,
+        operations: &mut [Operation<'_>],
+    ) -> Result<(), ErrorKind> {
+        self.transactions += 1;
+        if address != 0x48 || !SENSOR_PRESENT.load(Ordering::Relaxed) {
+            return Err(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address));
+        }
+        for op in operations {
+            if let Operation::Read(buf) = op {
+                buf.fill(0x19); // 25 °C
+            }
+        }
+        Ok(())
+    }
+}
+
+#[exception]
+fn SysTick() {
+    TICKS.store(
+        TICKS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+    // The interrupt handler uses the same breaker as the main loop: a
+    // housekeeping call that reports nothing about the sensor's health.
+    match BREAKER.try_acquire().result {
+        Ok(permit) => {
+            let _ = BREAKER.record(permit, Outcome::Ignored);
+            ISR_ADMITTED.store(ISR_ADMITTED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+        Err(_) => ISR_REJECTED.store(ISR_REJECTED.load(Ordering::Relaxed) + 1, Ordering::Relaxed),
+    }
+}
+
+#[exception]
+unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
+    hprintln!("firmware: hard fault");
+    debug::exit(debug::EXIT_FAILURE);
+    loop {}
+}
+
+#[cfg(not(feature = "defmt"))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    hprintln!("firmware: panic: {}", info);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {}
+}
+
+#[cfg(feature = "defmt")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    defmt::error!("firmware: panic");
+    debug::exit(debug::EXIT_FAILURE);
+    loop {}
+}
+
+/// Busy-waits until the breaker's clock reaches `t`; false if SysTick seems
+/// stuck (the loop gives up rather than hang).
+fn wait_until(t: Instant) -> bool {
+    for _ in 0..50_000_000u32 {
+        if CLOCK.now() >= t {
+            return true;
+        }
+        cortex_m::asm::nop();
+    }
+    false
+}
+
+struct Checks {
+    passed: u32,
+    failed: u32,
+}
+
+impl Checks {
+    fn check(&mut self, name: &str, ok: bool) {
+        if ok {
+            self.passed += 1;
+            hprintln!("  ok    {}", name);
+        } else {
+            self.failed += 1;
+            hprintln!("  FAIL  {}", name);
+        }
+    }
+}
+
+fn log_transition(t: Option<breakerbox_core::Transition>) {
+    if let Some(t) = t {
+        #[cfg(feature = "defmt")]
+        defmt::info!("breaker {} -> {} ({})", t.from, t.to, t.reason);
+        #[cfg(not(feature = "defmt"))]
+        hprintln!(
+            "        breaker {} -> {} ({:?}) at {}",
+            t.from,
+            t.to,
+            t.reason,
+            t.at
+        );
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let mut cp = cortex_m::Peripherals::take().expect("first and only take");
+    cp.SYST.set_clock_source(SystClkSource::Core);
+    cp.SYST.set_reload(CORE_HZ / TICK_HZ - 1);
+    cp.SYST.clear_current();
+    cp.SYST.enable_interrupt();
+    cp.SYST.enable_counter();
+
+    hprintln!(
+        "firmware: breakerbox on {}",
+        if cfg!(armv7em) {
+            "Cortex-M4F (mps2-an386)"
+        } else {
+            "Cortex-M0 (microbit)"
+        }
+    );
+    let mut checks = Checks {
+        passed: 0,
+        failed: 0,
+    };
+    let mut sensor = BreakerI2c::new(FlakySensor { transactions: 0 }, &BREAKER);
+    let mut reading = [0u8; 2];
+    let start = CLOCK.now();
+
+    // 1. Healthy: reads go through.
+    let healthy = (0..10).all(|_| sensor.write_read(0x48, &[0x00], &mut reading).is_ok());
+    checks.check(
+        "healthy sensor: 10 reads through the breaker",
+        healthy && reading == [0x19, 0x19],
+    );
+
+    // 2. The interrupt handler shares the breaker.
+    let waited = wait_until(start.saturating_add(Duration::from_millis(5)));
+    checks.check(
+        "SysTick handler used the shared breaker",
+        waited && ISR_ADMITTED.load(Ordering::Relaxed) > 0,
+    );
+
+    // 3. Unplugged: three NACKs trip it.
+    SENSOR_PRESENT.store(false, Ordering::Relaxed);
+    let nacks = (0..3)
+        .filter(|_| {
+            matches!(
+                sensor.read(0x48, &mut reading),
+                Err(HalError::Bus(ErrorKind::NoAcknowledge(_)))
+            )
+        })
+        .count();
+    let tripped = BREAKER.last_transition();
+    log_transition(tripped);
+    checks.check(
+        "three NACKs trip the breaker",
+        nacks == 3
+            && BREAKER.state() == State::Open
+            && tripped.map(|t| t.reason) == Some(TransitionReason::Tripped),
+    );
+
+    // 4. Open: fail fast, the bus untouched.
+    let before = sensor.inner().transactions;
+    let fast = sensor.read(0x48, &mut reading);
+    let exact = match fast {
+        Err(HalError::Rejected(r)) => {
+            r.reason == RejectReason::Open
+                && r.retry_after
+                    .is_some_and(|d| d <= Duration::from_millis(20))
+        }
+        _ => false,
+    };
+    checks.check(
+        "open: rejected at once, bus untouched",
+        exact && sensor.inner().transactions == before,
+    );
+
+    // 5. Still unplugged at the deadline: the probe fails, the open time doubles.
+    let opened = tripped.map_or(start, |t| t.at);
+    wait_until(opened.saturating_add(Duration::from_millis(20)));
+    let probe = sensor.read(0x48, &mut reading);
+    let reopened = BREAKER.last_transition();
+    log_transition(reopened);
+    let retry = match sensor.read(0x48, &mut reading) {
+        Err(HalError::Rejected(r)) => r.retry_after,
+        _ => None,
+    };
+    checks.check(
+        "failed probe reopens with a doubled open time",
+        probe.is_err()
+            && reopened.map(|t| t.reason) == Some(TransitionReason::ProbeFailed)
+            && retry
+                .is_some_and(|d| d > Duration::from_millis(20) && d <= Duration::from_millis(40)),
+    );
+
+    // 6. Plugged back in: the next probe closes it.
+    SENSOR_PRESENT.store(true, Ordering::Relaxed);
+    let reopened_at = reopened.map_or(start, |t| t.at);
+    wait_until(reopened_at.saturating_add(Duration::from_millis(40)));
+    let recovered = sensor.write_read(0x48, &[0x00], &mut reading).is_ok();
+    log_transition(BREAKER.last_transition());
+    checks.check(
+        "a good probe closes the breaker",
+        recovered && BREAKER.state() == State::Closed,
+    );
+
+    // 7. The 16-bit counter wrapped and the clock kept counting.
+    let now = CLOCK.now();
+    checks.check(
+        "clock extended past the 16-bit wrap",
+        now > Instant::from_millis(65_536) && now >= start,
+    );
+
+    // 8. The counts add up: main-loop reads and the handler's calls alike
+    // (the handler stopped first, so nothing moves while counting).
+    cp.SYST.disable_interrupt();
+    let m = BREAKER.metrics();
+    let isr = ISR_ADMITTED.load(Ordering::Relaxed) as u64;
+    checks.check(
+        "metrics account for every call",
+        m.counts.failures == 4
+            && m.counts.successes == 11
+            && m.counts.ignored == isr
+            && m.counts.calls == 15 + isr,
+    );
+    if m.counts.calls != 15 + isr {
+        hprintln!("        counts {:?}, handler admitted {}", m.counts, isr);
+    }
+    checks.check("five transitions, five generations", m.generation == 5);
+
+    hprintln!(
+        "firmware: {} passed, {} failed",
+        checks.passed,
+        checks.failed
+    );
+    debug::exit(if checks.failed == 0 {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {}
+}
+
+#[cfg(feature = "defmt")]
+use defmt_semihosting as _;
