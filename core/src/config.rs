@@ -86,14 +86,34 @@ impl Ratio {
         if self.denominator == 0 {
             return Duration::MAX;
         }
-        let micros = d.as_micros();
-        let den = self.denominator as u64;
         let num = self.numerator as u64;
         // Split so no product can overflow: (remainder * num) < 2^64.
-        let whole = (micros / den).saturating_mul(num);
-        let rest = (micros % den) * num / den;
+        let (quotient, remainder) = div_rem(d.as_micros(), self.denominator);
+        let whole = quotient.saturating_mul(num);
+        let (rest, _) = div_rem(remainder * num, self.denominator);
         Duration::from_micros(whole.saturating_add(rest))
     }
+}
+
+/// `n / d` and `n % d` by shift-and-subtract. Slower than the hardware's
+/// division but it runs only when the breaker reopens, and it keeps the
+/// 64-bit division routines (about 1 KiB on Cortex-M) out of firmware.
+/// `d` must not be zero.
+const fn div_rem(n: u64, d: u32) -> (u64, u64) {
+    let d = d as u64;
+    let mut quotient = 0u64;
+    let mut remainder = 0u64;
+    let mut bit = 64;
+    while bit > 0 {
+        bit -= 1;
+        // remainder < d < 2^32 before the shift, so it cannot overflow.
+        remainder = (remainder << 1) | ((n >> bit) & 1);
+        if remainder >= d {
+            remainder -= d;
+            quotient |= 1 << bit;
+        }
+    }
+    (quotient, remainder)
 }
 
 impl fmt::Display for Ratio {
@@ -702,6 +722,22 @@ mod tests {
             Ratio::new(5, 4).scale(Duration::from_micros(7)),
             Duration::from_micros(8)
         );
+    }
+
+    #[test]
+    fn long_division_matches_the_hardware() {
+        let cases = [
+            (0u64, 1u32),
+            (u64::MAX, 1),
+            (u64::MAX, u32::MAX),
+            (u64::MAX - 1, 3),
+            (1 << 40, 7),
+            (123_456_789_012, 1_000),
+            (5, 9),
+        ];
+        for (n, d) in cases {
+            assert_eq!(div_rem(n, d), (n / d as u64, n % d as u64), "{n} / {d}");
+        }
     }
 
     #[test]

@@ -119,7 +119,9 @@ fn SysTick() {
 unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
     hprintln!("firmware: hard fault");
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[cfg(not(feature = "defmt"))]
@@ -127,7 +129,9 @@ unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     hprintln!("firmware: panic: {}", info);
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[cfg(feature = "defmt")]
@@ -135,7 +139,9 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     defmt::error!("firmware: panic");
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 /// Busy-waits until the breaker's clock reaches `t`; false if SysTick seems
@@ -319,7 +325,9 @@ fn main() -> ! {
     } else {
         debug::EXIT_FAILURE
     });
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[cfg(feature = "defmt")]

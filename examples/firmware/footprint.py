@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Measures what the breaker costs in firmware and writes the README's table.
+
+Builds the `footprint` binary (opt-level "s", LTO) without a breaker and with
+each variant, for thumbv7em-none-eabihf and thumbv6m-none-eabi, reads the
+section sizes from the ELF files, and writes the differences to the README
+between its `firmware-size` markers.
+
+    python3 examples/firmware/footprint.py          # print the table
+    python3 examples/firmware/footprint.py --write  # and update README.md
+    python3 examples/firmware/footprint.py --check  # fail if README.md is stale (CI)
+"""
+
+import pathlib
+import struct
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+README = HERE.parent.parent / "README.md"
+TARGETS = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"]
+BASELINE = ("no breaker", ["--no-default-features"])
+VARIANTS = [
+    ("`Breaker`, `ConsecutiveFailures`", []),
+    ("`SharedBreaker`, `ConsecutiveFailures`", ["--features", "shared"]),
+    ("`Breaker`, `CountWindow<16>`", ["--features", "count-window"]),
+    ("`Breaker`, `TimeWindow<8>`", ["--features", "time-window"]),
+]
+
+
+def read_elf(elf: pathlib.Path) -> tuple:
+    """(section name -> size, sizes of the compiler-builtins functions) of a
+    32-bit little-endian ELF file."""
+    data = elf.read_bytes()
+    shoff = struct.unpack_from("<I", data, 0x20)[0]
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
+    headers = [struct.unpack_from("<10I", data, shoff + i * shentsize) for i in range(shnum)]
+
+    def string(table: int, offset: int) -> str:
+        start = headers[table][4] + offset
+        return data[start:data.index(b"\0", start)].decode()
+
+    sizes = {string(shstrndx, h[0]): h[5] for h in headers}
+    builtins = 0
+    for h in headers:
+        if h[1] != 2:  # SHT_SYMTAB
+            continue
+        for offset in range(h[4], h[4] + h[5], 16):
+            st_name, _, st_size, st_info = struct.unpack_from("<IIIB", data, offset)
+            name = string(h[6], st_name)
+            is_function = st_info & 0xF == 2
+            if is_function and ("compiler_builtins" in name or name.startswith("__aeabi") or name.startswith("__u")):
+                builtins += st_size
+    return sizes, builtins
+
+
+def measure(target: str, flags: list) -> tuple:
+    """(.text, flash, RAM, compiler builtins) of the footprint binary: flash
+    is .text + .rodata + .data (its initial values), RAM is .data + .bss,
+    builtins the part of .text that is compiler-builtins functions (memcpy,
+    memset and friends, which most firmware links anyway)."""
+    subprocess.run(
+        ["cargo", "build", "--quiet", "--release", "--bin", "footprint", "--target", target, *flags],
+        cwd=HERE,
+        check=True,
+    )
+    s, builtins = read_elf(HERE / "target" / target / "release" / "footprint")
+    text, rodata, data, bss = (s.get(n, 0) for n in (".text", ".rodata", ".data", ".bss"))
+    return text, text + rodata + data, data + bss, builtins
+
+
+def table() -> str:
+    base = {t: measure(t, BASELINE[1]) for t in TARGETS}
+    header = " | ".join(f"{t.split('-')[0]} {c}" for t in TARGETS for c in ("`.text`", "of it builtins", "flash", "RAM"))
+    rows = [f"| breaker | {header} |", "|---|" + "---:|" * 4 * len(TARGETS)]
+    for label, flags in VARIANTS:
+        cells = []
+        for t in TARGETS:
+            sizes = measure(t, flags)
+            text, builtins, flash, ram = (sizes[i] - base[t][i] for i in (0, 3, 1, 2))
+            cells += [f"+{text}", f"+{builtins}", f"+{flash}", f"+{ram}"]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    cells = [str(base[t][i]) for t in TARGETS for i in (0, 3, 1, 2)]
+    rows.append("| *(baseline: the program without a breaker)* | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    text = table()
+    print(text, end="")
+    readme = README.read_text()
+    start_marker, end_marker = "<!-- firmware-size:start -->\n", "<!-- firmware-size:end -->"
+    start = readme.index(start_marker) + len(start_marker)
+    end = readme.index(end_marker, start)
+    if "--write" in sys.argv:
+        README.write_text(readme[:start] + text + readme[end:])
+    elif "--check" in sys.argv and readme[start:end] != text:
+        sys.exit("README.md's firmware size table is stale: run python3 examples/firmware/footprint.py --write")
+
+
+if __name__ == "__main__":
+    main()

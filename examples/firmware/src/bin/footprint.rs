@@ -1,0 +1,139 @@
+//! The smallest program that reads an I2C sensor, with and without a
+//! breaker: `footprint.py` builds its variants and subtracts their sizes to
+//! tell what the breaker costs in flash and RAM. It runs too (and exits at
+//! once under QEMU), so the variants are real programs, not dead code.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m_rt::entry;
+use cortex_m_semihosting::debug;
+use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
+
+/// A sensor that answers every other transaction.
+struct Sensor(u32);
+
+impl ErrorType for Sensor {
+    type Error = ErrorKind;
+}
+
+impl I2c for Sensor {
+    fn transaction(&mut self, _: u8, operations: &mut [Operation<'_>]) -> Result<(), ErrorKind> {
+        self.0 += 1;
+        if black_box(self.0).is_multiple_of(2) {
+            return Err(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address));
+        }
+        for op in operations {
+            if let Operation::Read(buf) = op {
+                buf.fill(0x19);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A free-running microsecond counter (a timer register on real hardware).
+static MICROS: AtomicU32 = AtomicU32::new(0);
+
+#[cfg(feature = "breaker")]
+mod guarded {
+    use super::*;
+    use breakerbox_core::{Clock, Config, Instant};
+
+    pub struct Timer;
+    impl Clock for Timer {
+        fn now(&self) -> Instant {
+            Instant::from_micros(MICROS.load(Ordering::Relaxed) as u64)
+        }
+    }
+
+    pub const CONFIG: Config = match Config::builder().build() {
+        Ok(c) => c,
+        Err(_) => panic!(),
+    };
+
+    #[cfg(not(any(feature = "count-window", feature = "time-window")))]
+    pub type Policy = breakerbox_core::ConsecutiveFailures;
+    #[cfg(not(any(feature = "count-window", feature = "time-window")))]
+    pub const fn policy() -> Policy {
+        match breakerbox_core::ConsecutiveFailures::new(5) {
+            Ok(p) => p,
+            Err(_) => panic!(),
+        }
+    }
+
+    #[cfg(feature = "count-window")]
+    pub type Policy = breakerbox_core::CountWindow<16>;
+    #[cfg(feature = "count-window")]
+    pub const fn policy() -> Policy {
+        let t =
+            breakerbox_core::Thresholds::new().failure_rate(breakerbox_core::Ratio::percent(50));
+        match breakerbox_core::CountWindow::new(t) {
+            Ok(p) => p,
+            Err(_) => panic!(),
+        }
+    }
+
+    #[cfg(feature = "time-window")]
+    pub type Policy = breakerbox_core::TimeWindow<8>;
+    #[cfg(feature = "time-window")]
+    pub const fn policy() -> Policy {
+        let t =
+            breakerbox_core::Thresholds::new().failure_rate(breakerbox_core::Ratio::percent(50));
+        match breakerbox_core::TimeWindow::new(core::time::Duration::from_millis(125), t) {
+            Ok(p) => p,
+            Err(_) => panic!(),
+        }
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let mut reading = [0u8; 2];
+    let rounds = black_box(16);
+    let mut good = 0u32;
+
+    #[cfg(not(feature = "breaker"))]
+    let mut bus = Sensor(0);
+
+    // In a static, so its RAM shows in the image (not on the stack).
+    #[cfg(all(feature = "breaker", not(feature = "shared")))]
+    let breaker = cortex_m::singleton!(
+        : breakerbox_core::Breaker<guarded::Policy, guarded::Timer, 1> =
+            breakerbox_core::Breaker::new(guarded::CONFIG, guarded::policy(), guarded::Timer)
+    );
+    #[cfg(all(feature = "breaker", not(feature = "shared")))]
+    let mut bus =
+        breakerbox_core::hal::BreakerI2c::new(Sensor(0), breaker.unwrap_or_else(|| panic!()));
+
+    #[cfg(feature = "shared")]
+    static BREAKER: breakerbox_core::SharedBreaker<guarded::Policy, guarded::Timer, 1> =
+        breakerbox_core::SharedBreaker::new(guarded::CONFIG, guarded::policy(), guarded::Timer);
+    #[cfg(feature = "shared")]
+    let mut bus = breakerbox_core::hal::BreakerI2c::new(Sensor(0), &BREAKER);
+
+    for _ in 0..rounds {
+        MICROS.store(
+            MICROS.load(Ordering::Relaxed).wrapping_add(1_000),
+            Ordering::Relaxed,
+        );
+        if bus.write_read(0x48, &[0x00], &mut reading).is_ok() {
+            good += 1;
+        }
+    }
+    black_box(good);
+    debug::exit(debug::EXIT_SUCCESS);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
