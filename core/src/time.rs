@@ -502,6 +502,48 @@ impl<F> defmt::Format for TickClock<F> {
     }
 }
 
+/// Ticks of `NOM / DENOM` seconds to microseconds, saturating.
+#[cfg(feature = "fugit")]
+const fn fugit_micros<const NOM: u32, const DENOM: u32>(ticks: u64) -> u64 {
+    let micros = ticks as u128 * NOM as u128 * MICROS_PER_SEC as u128 / DENOM as u128;
+    if micros > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        micros as u64
+    }
+}
+
+/// A `fugit` instant (RTIC monotonics, many HALs' timers) as an [`Instant`],
+/// to the microsecond, saturating.
+///
+/// ```
+/// use breakerbox_core::{Clock, Instant};
+///
+/// /// A clock on a HAL's 32 kHz monotonic timer.
+/// struct Monotonic;
+/// impl Clock for Monotonic {
+///     fn now(&self) -> Instant {
+///         let now = fugit::Instant::<u64, 1, 32_768>::from_ticks(65_536); // the timer's now()
+///         now.into()
+///     }
+/// }
+/// assert_eq!(Monotonic.now(), Instant::from_secs(2));
+/// ```
+#[cfg(feature = "fugit")]
+impl<const NOM: u32, const DENOM: u32> From<fugit::Instant<u64, NOM, DENOM>> for Instant {
+    fn from(t: fugit::Instant<u64, NOM, DENOM>) -> Self {
+        Instant::from_micros(fugit_micros::<NOM, DENOM>(t.ticks()))
+    }
+}
+
+/// A `fugit` duration as a [`Duration`], to the microsecond, saturating.
+#[cfg(feature = "fugit")]
+impl<const NOM: u32, const DENOM: u32> From<fugit::Duration<u64, NOM, DENOM>> for Duration {
+    fn from(d: fugit::Duration<u64, NOM, DENOM>) -> Self {
+        Duration::from_micros(fugit_micros::<NOM, DENOM>(d.ticks()))
+    }
+}
+
 /// A [`Clock`] on a wrapping hardware tick counter that is `Sync`: the
 /// extender's state sits in a critical section, so the main loop and
 /// interrupt handlers can read one clock (and share a
@@ -691,6 +733,19 @@ mod tests {
         });
         COUNTER.store(10, Ordering::SeqCst); // wrapped past 255
         assert_eq!(clock.now(), Instant::from_millis(2_660));
+    }
+
+    #[cfg(feature = "fugit")]
+    #[test]
+    fn fugit_times_convert_exactly_and_saturate() {
+        let ms = fugit::Instant::<u64, 1, 1_000>::from_ticks(1_500);
+        assert_eq!(Instant::from(ms), Instant::from_millis(1_500));
+        let rtc = fugit::Duration::<u64, 1, 32_768>::from_ticks(3);
+        assert_eq!(Duration::from(rtc), Duration::from_micros(91));
+        let slow = fugit::Instant::<u64, 1_000, 1>::from_ticks(u64::MAX);
+        assert_eq!(Instant::from(slow), Instant::MAX);
+        let us = fugit::Duration::<u64, 1, 1_000_000>::from_ticks(42);
+        assert_eq!(Duration::from(us), Duration::from_micros(42));
     }
 
     #[test]
