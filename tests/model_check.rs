@@ -28,7 +28,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(2048)
 }
 
 // ---------------------------------------------------------------- subjects
