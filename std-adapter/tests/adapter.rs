@@ -195,7 +195,7 @@ fn listeners_from_many_threads_arrive_in_generation_order() {
             let (b, barrier) = (breaker.clone(), barrier.clone());
             thread::spawn(move || {
                 barrier.wait();
-                for _ in 0..200 {
+                for _ in 0..if cfg!(miri) { 20 } else { 200 } {
                     b.force_open();
                     b.release();
                 }

@@ -14,7 +14,8 @@ use breakerbox_std::{
 };
 
 const THREADS: u64 = 8;
-const CALLS_PER_THREAD: u64 = 40_000;
+/// Calls per thread (fewer under Miri, which runs about 1,000× slower).
+const CALLS_PER_THREAD: u64 = if cfg!(miri) { 300 } else { 40_000 };
 const MAX_PROBES: u32 = 3;
 
 #[derive(Default)]
@@ -148,15 +149,19 @@ fn every_attempt_is_accounted_for_exactly_once_and_probes_stay_bounded() {
         State::Closed | State::Open | State::HalfOpen
     ));
     assert_eq!(m.probes_in_flight, 0, "every probe was reported");
-    assert!(
-        m.generation > 100,
-        "the run crossed many transitions: {}",
-        m.generation
-    );
-    assert!(
-        t(&tally.rejected) > 0 && t(&tally.stale) > 0,
-        "rejections and stale reports happened"
-    );
+    // The short run under Miri may not get that far; the accounting above
+    // holds either way.
+    if !cfg!(miri) {
+        assert!(
+            m.generation > 100,
+            "the run crossed many transitions: {}",
+            m.generation
+        );
+        assert!(
+            t(&tally.rejected) > 0 && t(&tally.stale) > 0,
+            "rejections and stale reports happened"
+        );
+    }
     println!(
         "stress: {} attempts, {} rejected, {} recorded, {} ignored, {} stale, {} transitions, worst probes {}",
         t(&tally.attempts),

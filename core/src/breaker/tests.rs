@@ -491,6 +491,9 @@ fn exponential_backoff_grows_caps_and_resets_on_close() {
     );
 }
 
+/// Jitter samples per test (fewer under Miri).
+const SAMPLES: usize = if cfg!(miri) { 60 } else { 500 };
+
 fn open_durations(jitter: Jitter, seed: u64, n: usize) -> Vec<u64> {
     let c = config(|c| {
         c.open_duration(StdDuration::from_secs(10))
@@ -509,7 +512,7 @@ fn open_durations(jitter: Jitter, seed: u64, n: usize) -> Vec<u64> {
 
 #[test]
 fn full_jitter_stays_within_zero_and_d() {
-    let d = open_durations(Jitter::Full, 1, 500);
+    let d = open_durations(Jitter::Full, 1, SAMPLES);
     assert!(d.iter().all(|&x| x <= 10_000_000));
     assert!(
         d.iter().any(|&x| x < 2_000_000) && d.iter().any(|&x| x > 8_000_000),
@@ -519,7 +522,7 @@ fn full_jitter_stays_within_zero_and_d() {
 
 #[test]
 fn equal_jitter_stays_within_half_d_and_d() {
-    let d = open_durations(Jitter::Equal, 2, 500);
+    let d = open_durations(Jitter::Equal, 2, SAMPLES);
     assert!(d.iter().all(|&x| (5_000_000..=10_000_000).contains(&x)));
     assert!(
         d.iter().any(|&x| x < 6_000_000) && d.iter().any(|&x| x > 9_000_000),
