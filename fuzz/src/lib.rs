@@ -16,6 +16,12 @@ use breakerbox_core::{
     Thresholds, TickExtender, TimeWindow, Transition, TransitionReason, TripPolicy,
 };
 
+/// A ratio as two raw numbers.
+type RawRatio = (u32, u32);
+
+/// Raw threshold values: failure rate, slow rate, failure count, minimum calls.
+type RawThresholds = (Option<RawRatio>, Option<RawRatio>, Option<u32>, Option<u32>);
+
 /// A configuration from raw values, valid or not.
 #[derive(Arbitrary, Debug)]
 pub struct RawConfig {
@@ -29,7 +35,7 @@ pub struct RawConfig {
     successes_to_close: u32,
     lease_us: u64,
     slow_us: Option<u64>,
-    rate_verdict: Option<((u32, u32), Option<(u32, u32)>)>,
+    rate_verdict: Option<(RawRatio, Option<RawRatio>)>,
 }
 
 impl RawConfig {
