@@ -285,15 +285,7 @@ pub fn config(data: &[u8]) {
             }
         }
     }
-    let raw_thresholds: Result<
-        (
-            Option<(u32, u32)>,
-            Option<(u32, u32)>,
-            Option<u32>,
-            Option<u32>,
-        ),
-        _,
-    > = Arbitrary::arbitrary(&mut u);
+    let raw_thresholds: Result<RawThresholds, _> = Arbitrary::arbitrary(&mut u);
     if let Ok((fr, sr, fc, min)) = raw_thresholds {
         let mut t = Thresholds::new();
         if let Some((n, d)) = fr {
