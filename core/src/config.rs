@@ -725,6 +725,26 @@ mod tests {
     }
 
     #[test]
+    fn ratios_show_their_parts() {
+        extern crate std;
+        use std::string::ToString;
+        let r = Ratio::new(3, 7);
+        assert_eq!((r.numerator(), r.denominator()), (3, 7));
+        assert_eq!(r.to_string(), "3/7");
+    }
+
+    #[test]
+    fn errors_name_their_fields_exactly() {
+        assert_eq!(ConfigError::MaxProbes.field(), "max_probes");
+        assert_eq!(ConfigError::ProbeLease.field(), "probe_lease");
+        assert_eq!(
+            ConfigError::MaxProbes.as_str(),
+            "max_probes must be at least 1"
+        );
+        assert_eq!(ConfigError::MinimumCalls.field(), "minimum_calls");
+    }
+
+    #[test]
     fn long_division_matches_the_hardware() {
         let cases = [
             (0u64, 1u32),

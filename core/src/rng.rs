@@ -52,6 +52,16 @@ mod tests {
     }
 
     #[test]
+    fn is_splitmix64() {
+        // The reference outputs of SplitMix64 seeded with 0 (Steele, Lea and
+        // Flood; the same as Java's SplittableRandom and Vigna's C code).
+        let mut rng = Rng::new(0);
+        assert_eq!(rng.next_u64(), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(rng.next_u64(), 0x6e78_9e6a_a1b9_65f4);
+        assert_eq!(rng.next_u64(), 0x06c4_5d18_8009_454f);
+    }
+
+    #[test]
     fn same_seed_same_sequence() {
         let (mut a, mut b) = (Rng::new(42), Rng::new(42));
         for _ in 0..10 {

@@ -653,6 +653,25 @@ mod tests {
     }
 
     #[test]
+    fn checked_arithmetic_gives_the_value_when_it_fits() {
+        let t = Instant::from_secs(5);
+        let d = Duration::from_secs(2);
+        assert_eq!(t.checked_add(d), Some(Instant::from_secs(7)));
+        assert_eq!(t.checked_sub(d), Some(Instant::from_secs(3)));
+        assert_eq!(d.checked_add(d), Some(Duration::from_secs(4)));
+        assert_eq!(
+            d.checked_sub(Duration::from_secs(1)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(d.checked_mul(3), Some(Duration::from_secs(6)));
+        // The largest convertible duration converts exactly.
+        let largest = core::time::Duration::from_micros(u64::MAX);
+        assert_eq!(Duration::from(largest), Duration::MAX);
+        let almost = core::time::Duration::from_micros(u64::MAX - 1);
+        assert_eq!(Duration::from(almost), Duration::from_micros(u64::MAX - 1));
+    }
+
+    #[test]
     fn duration_conversions_are_exact_or_saturate() {
         let huge = core::time::Duration::from_secs(u64::MAX);
         assert_eq!(Duration::from(huge), Duration::MAX);
@@ -705,6 +724,18 @@ mod tests {
         let mut one = TickExtender::new(1).unwrap();
         assert_eq!(one.extend(1), 1);
         assert_eq!(one.extend(0), 2);
+    }
+
+    #[test]
+    fn the_same_reading_twice_is_not_a_wrap() {
+        let mut t = TickExtender::new(16).unwrap();
+        assert_eq!(t.extend(500), 500);
+        assert_eq!(t.extend(500), 500);
+        assert_eq!(
+            t.extend(499),
+            65_536 + 499,
+            "one below the last reading is a wrap"
+        );
     }
 
     #[test]

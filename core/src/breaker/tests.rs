@@ -794,3 +794,94 @@ fn next_probe_is_unknown_once_the_lease_has_ended() {
     assert_eq!(b.metrics_at(secs(15)).next_probe_at, None);
     assert_eq!(b.metrics_at(secs(15)).probes_in_flight, 1);
 }
+
+// Written against mutants that survived `cargo mutants`.
+
+#[test]
+fn an_old_lease_does_not_end_a_half_open_with_no_probe_out() {
+    let mut b = breaker(
+        1,
+        config(|c| {
+            c.max_probes(2)
+                .successes_to_close(3)
+                .probe_lease(StdDuration::from_secs(10))
+        }),
+    );
+    trip(&mut b, 1, secs(0));
+    let p = b.try_acquire_at(secs(5)).result.unwrap();
+    let _ = b.record_at(p, Outcome::Success, secs(6)); // none out now; the old lease ran to 15 s
+    assert_eq!(b.metrics_at(secs(20)).next_probe_at, Some(secs(20)));
+    let late = b.try_acquire_at(secs(20));
+    assert_eq!(late.transition, None, "no probe was out, so no lease ended");
+    let p = late.result.expect("admitted as a probe");
+    assert_eq!(
+        b.record_at(p, Outcome::Success, secs(21)).status,
+        ReportStatus::Recorded
+    );
+    // And a report with nothing out does not end a lease either.
+    let q = b.try_acquire_at(secs(21)).result.unwrap();
+    let _ = b.record_at(q, Outcome::Ignored, secs(21));
+    let stale_free = b.try_acquire_at(secs(40)).result.unwrap();
+    let closing = b.record_at(stale_free, Outcome::Success, secs(40));
+    assert_eq!(closing.transition.map(|t| t.to), Some(State::Closed));
+}
+
+#[test]
+fn thin_methods_read_the_breakers_clock() {
+    let clock = crate::ManualClock::starting_at(secs(3));
+    let mut b: Breaker<ConsecutiveFailures, &crate::ManualClock> = Breaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(1).unwrap(),
+        &clock,
+    );
+    let t = b.force_open().unwrap();
+    assert_eq!((t.to, t.at), (State::ForcedOpen, secs(3)));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(b.release().unwrap().at, secs(4));
+    assert_eq!(b.disable().unwrap().to, State::Disabled);
+    assert_eq!(b.metrics_only().unwrap().to, State::MetricsOnly);
+    assert_eq!(b.reset().at, secs(4));
+    assert_eq!(b.metrics().time_in_state, Duration::ZERO);
+    assert_eq!(b.clock().now(), secs(4));
+    assert_eq!(b.config(), &Config::DEFAULT);
+}
+
+#[test]
+fn permits_and_reports_say_what_they_are() {
+    let mut b = breaker(1, Config::DEFAULT);
+    let _ = b.force_open_at(secs(0));
+    let _ = b.release_at(secs(0));
+    let p = b.try_acquire_at(secs(0)).result.unwrap();
+    assert_eq!(p.generation(), 2);
+    let report = b.record_at(p, Outcome::Success, secs(0));
+    assert!(!report.is_stale());
+    assert!(!CallError::<()>::Inner(()).is_rejected());
+    assert_eq!(
+        CallError::<()>::Rejected(Rejected {
+            reason: RejectReason::Open,
+            retry_after: None
+        })
+        .into_inner(),
+        None
+    );
+}
+
+/// A policy whose window can be empty with no minimum.
+struct EmptyWindow;
+
+impl TripPolicy for EmptyWindow {
+    fn record(&mut self, _: CallRecord) -> bool {
+        false
+    }
+    fn reset(&mut self, _: Instant) {}
+    fn window(&self, _: Instant) -> Option<crate::WindowCounts> {
+        Some(crate::WindowCounts::default())
+    }
+}
+
+#[test]
+fn an_empty_window_has_no_rate_even_without_a_minimum() {
+    let b: Breaker<EmptyWindow, (), 4> = Breaker::new(Config::DEFAULT, EmptyWindow, ());
+    let m = b.metrics_at(secs(0));
+    assert_eq!((m.failure_rate, m.slow_rate), (None, None));
+}

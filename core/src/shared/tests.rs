@@ -342,3 +342,60 @@ fn shared_across_threads() {
         (36 * CALLS as u64 / 10, 4 * CALLS as u64 / 10)
     );
 }
+
+// Written against mutants that survived `cargo mutants`.
+
+#[test]
+fn thin_manual_controls_and_accessors() {
+    let clock = crate::ManualClock::starting_at(secs(2));
+    let b: SharedBreaker<ConsecutiveFailures, &crate::ManualClock> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(1).unwrap(),
+        &clock,
+    );
+    assert_eq!(
+        b.force_open().map(|t| (t.to, t.at)),
+        Some((State::ForcedOpen, secs(2)))
+    );
+    assert_eq!(
+        b.last_transition().map(|t| t.reason),
+        Some(TransitionReason::ForcedOpen)
+    );
+    assert_eq!(b.release().map(|t| t.to), Some(State::Closed));
+    assert_eq!(b.disable().map(|t| t.to), Some(State::Disabled));
+    assert_eq!(b.metrics_only().map(|t| t.to), Some(State::MetricsOnly));
+    let t = b.reset().unwrap();
+    assert_eq!((t.reason, t.generation), (TransitionReason::Reset, 5));
+    assert_eq!(b.config(), Config::DEFAULT);
+    assert_eq!(b.clock().now(), secs(2));
+    assert_eq!(b.metrics().generation, 5);
+}
+
+#[test]
+fn fast_counts_wait_for_the_fold_threshold() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let _ = run_shared(&b, Outcome::Success);
+    let _ = run_shared(&b, Outcome::Success);
+    assert_eq!(
+        b.fast_successes.load(Ordering::Relaxed),
+        1,
+        "counted lock-free, not folded yet"
+    );
+}
+
+#[test]
+fn a_policy_that_does_not_say_successes_are_free_sees_every_success() {
+    use crate::{ReadyToTrip, RunCounts};
+    let policy = ReadyToTrip::new(|c: &RunCounts| c.successes >= 3);
+    let b: SharedBreaker<_, (), 4> = SharedBreaker::new(Config::DEFAULT, policy, ());
+    for _ in 0..3 {
+        let p = b.try_acquire_at(secs(0)).result.unwrap();
+        let _ = b.record_at(p, Outcome::Success, secs(0));
+    }
+    assert_eq!(
+        b.state(),
+        State::Open,
+        "the third success tripped it: the policy saw all three"
+    );
+}

@@ -462,3 +462,53 @@ fn rate_verdict_ignored_probes_count_nothing() {
         .unwrap();
     assert_eq!(t.to, State::Closed, "1 failure of 4 = 25 %");
 }
+
+// Written against mutants that survived `cargo mutants`.
+
+#[test]
+fn slow_calls_leave_a_full_count_window_one_at_a_time() {
+    let mut w = CountWindow::<2>::new(Thresholds::new().slow_rate(Ratio::percent(100))).unwrap();
+    assert!(!w.record(SLOW_OK));
+    assert!(w.record(SLOW_OK), "2 of 2 slow");
+    assert!(!w.record(OK), "the first slow call left: 1 of 2");
+    assert_eq!(w.counts().slow, 1);
+    assert!(!w.record(OK));
+    assert_eq!(w.counts().slow, 0);
+}
+
+#[test]
+fn thresholds_report_their_minimum() {
+    assert_eq!(rate(50).minimum(), None);
+    assert_eq!(rate(50).minimum_calls(7).minimum(), Some(7));
+}
+
+#[test]
+fn a_time_windows_counts_reach_the_metrics() {
+    let policy =
+        TimeWindow::<4>::new(StdDuration::from_secs(1), rate(90).minimum_calls(2)).unwrap();
+    let mut b: Breaker<_, (), 4> = Breaker::new(Config::DEFAULT, policy, ());
+    for outcome in [Outcome::Failure, Outcome::Success] {
+        let p = b.try_acquire_at(Instant::from_secs(1)).result.unwrap();
+        let _ = b.record_at(p, outcome, Instant::from_secs(1));
+    }
+    assert_eq!(
+        b.metrics_at(Instant::from_secs(1)).failure_rate,
+        Some(Ratio::new(1, 2))
+    );
+    let w = b.policy().window(Instant::from_secs(1)).unwrap();
+    assert_eq!((w.calls, w.failures, w.minimum_calls), (2, 1, 2));
+}
+
+#[test]
+fn either_of_two_reports_the_first_window_and_frees_successes_only_if_both_do() {
+    let consecutive = ConsecutiveFailures::new(3).unwrap();
+    let mut p = (CountWindow::<4>::new(rate(90)).unwrap(), consecutive);
+    assert!(!p.success_is_noop(), "a window always counts a success");
+    p.record(FAIL);
+    assert_eq!(p.window(Instant::ZERO).map(|w| w.failures), Some(1));
+    let mut q = (consecutive, consecutive);
+    assert!(q.success_is_noop());
+    q.record(FAIL);
+    assert!(!q.success_is_noop(), "a run of failures to reset");
+    assert_eq!(q.window(Instant::ZERO), None);
+}
