@@ -266,9 +266,10 @@ impl Admission {
     }
 }
 
-/// Why the breaker changed state.
+/// Why the breaker changed state. More reasons may come with new policies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum TransitionReason {
     /// Closed to open: the trip policy said so.
     Tripped,
