@@ -777,6 +777,8 @@ mod tests {
         assert_eq!(Instant::from(slow), Instant::MAX);
         let us = fugit::Duration::<u64, 1, 1_000_000>::from_ticks(42);
         assert_eq!(Duration::from(us), Duration::from_micros(42));
+        let two_seconds = fugit::Duration::<u64, 2, 1>::from_ticks(3);
+        assert_eq!(Duration::from(two_seconds), Duration::from_secs(6));
     }
 
     #[test]

@@ -885,3 +885,27 @@ fn an_empty_window_has_no_rate_even_without_a_minimum() {
     let m = b.metrics_at(secs(0));
     assert_eq!((m.failure_rate, m.slow_rate), (None, None));
 }
+
+#[test]
+fn a_stale_report_with_no_probe_out_ends_no_lease() {
+    let mut b = breaker(
+        1,
+        config(|c| {
+            c.successes_to_close(2)
+                .probe_lease(StdDuration::from_secs(10))
+        }),
+    );
+    let old = b.try_acquire_at(secs(0)).result.unwrap();
+    let _ = run(&mut b, Outcome::Failure, secs(0));
+    let p = b.try_acquire_at(secs(5)).result.unwrap();
+    let _ = b.record_at(p, Outcome::Success, secs(6)); // one of two: still half-open, none out
+    let report = b.record_at(old, Outcome::Success, secs(30)); // long past the old lease
+    assert_eq!(
+        report,
+        Report {
+            status: ReportStatus::Stale,
+            transition: None
+        }
+    );
+    assert_eq!(b.state(), State::HalfOpen);
+}

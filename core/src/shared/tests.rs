@@ -348,11 +348,9 @@ fn shared_across_threads() {
 #[test]
 fn thin_manual_controls_and_accessors() {
     let clock = crate::ManualClock::starting_at(secs(2));
-    let b: SharedBreaker<ConsecutiveFailures, &crate::ManualClock> = SharedBreaker::new(
-        Config::DEFAULT,
-        ConsecutiveFailures::new(1).unwrap(),
-        &clock,
-    );
+    let custom = config(|c| c.max_probes(3));
+    let b: SharedBreaker<ConsecutiveFailures, &crate::ManualClock> =
+        SharedBreaker::new(custom, ConsecutiveFailures::new(1).unwrap(), &clock);
     assert_eq!(
         b.force_open().map(|t| (t.to, t.at)),
         Some((State::ForcedOpen, secs(2)))
@@ -366,7 +364,7 @@ fn thin_manual_controls_and_accessors() {
     assert_eq!(b.metrics_only().map(|t| t.to), Some(State::MetricsOnly));
     let t = b.reset().unwrap();
     assert_eq!((t.reason, t.generation), (TransitionReason::Reset, 5));
-    assert_eq!(b.config(), Config::DEFAULT);
+    assert_eq!(b.config(), custom);
     assert_eq!(b.clock().now(), secs(2));
     assert_eq!(b.metrics().generation, 5);
 }
