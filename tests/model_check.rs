@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use breakerbox::{
     Breaker, Config, ConsecutiveFailures, CountWindow, Duration, HalfOpenVerdict, Instant, Jitter,
-    Metrics, Outcome, Permit, Ratio, Rejected, ReportStatus, SharedBreaker, SharedManualClock,
-    State, StdBreaker, Thresholds, TimeWindow, Transition, TransitionReason, TripPolicy,
+    Metrics, Outcome, Permit, Ratio, ReadyToTrip, Rejected, ReportStatus, RunCounts, SharedBreaker,
+    SharedManualClock, State, StdBreaker, Thresholds, TimeWindow, Transition, TransitionReason,
+    TripPolicy,
 };
 use model::{Admit, Backoff, Change, Model, ModelPermit, Phase, Policy, Rules, Settings};
 use proptest::prelude::*;
@@ -224,6 +225,15 @@ enum PolicySetup {
     Count(Option<u32>, Option<u32>, Option<u32>, u32),
     /// The same, over 4 buckets of the given length.
     Time(Option<u32>, Option<u32>, Option<u32>, u32, u64),
+    /// Consecutive failures or a count window, whichever trips first.
+    Either(u32, Option<u32>, Option<u32>, u32),
+    /// `ReadyToTrip` with a function of the run's counts.
+    ReadyToTrip,
+}
+
+/// The decision given to `ReadyToTrip` (the model's `half_failed`).
+fn half_failed(counts: &RunCounts) -> bool {
+    model::half_failed(counts.calls as u64, counts.failures as u64)
 }
 
 fn thresholds(fr: Option<u32>, sr: Option<u32>, fc: Option<u32>, min: u32) -> (Thresholds, Rules) {
@@ -251,6 +261,9 @@ fn setups() -> impl Strategy<Value = Setup> {
     let count = prop::option::of(1u32..=6);
     let policy = prop_oneof![
         (1u32..=5).prop_map(PolicySetup::Consecutive),
+        (1u32..=5, rate.clone(), rate.clone(), 1u32..=8)
+            .prop_map(|(t, a, b, m)| PolicySetup::Either(t, a, b, m)),
+        Just(PolicySetup::ReadyToTrip),
         (rate.clone(), rate.clone(), count.clone(), 1u32..=8)
             .prop_map(|(a, b, c, m)| PolicySetup::Count(a, b, c, m)),
         (rate.clone(), rate, count, 1u32..=8, 1_000u64..=20_000)
@@ -259,6 +272,7 @@ fn setups() -> impl Strategy<Value = Setup> {
     // A window needs at least one threshold.
     .prop_map(|p| match p {
         PolicySetup::Count(None, None, None, m) => PolicySetup::Count(Some(50), None, None, m),
+        PolicySetup::Either(t, None, None, m) => PolicySetup::Either(t, Some(50), None, m),
         PolicySetup::Time(None, None, None, m, len) => {
             PolicySetup::Time(Some(50), None, None, m, len)
         }
@@ -363,6 +377,18 @@ impl Setup {
                 rules: thresholds(fr, sr, fc, min).1,
                 events: Vec::new(),
             },
+            PolicySetup::Either(t, fr, sr, min) => Policy::Either(
+                Box::new(Policy::Consecutive {
+                    threshold: t as u64,
+                    run: 0,
+                }),
+                Box::new(Policy::CountWindow {
+                    size: 8,
+                    rules: thresholds(fr, sr, None, min).1,
+                    events: Vec::new(),
+                }),
+            ),
+            PolicySetup::ReadyToTrip => Policy::Counts { events: Vec::new() },
             PolicySetup::Time(fr, sr, fc, min, len) => Policy::TimeWindow {
                 buckets: 4,
                 length: len,
@@ -572,8 +598,15 @@ fn run<S: Subject>(mut subject: S, mut model: Model, ops: &[Op]) -> Result<(), T
                     .iter()
                     .find(|t| t.reason == TransitionReason::Tripped)
                 {
-                    // The window as it was just before this outcome.
-                    if let Some((calls, failures, _, minimum)) = model.window(now) {
+                    // The window with this outcome in it (rate windows only: a
+                    // consecutive-failures or user policy has its own rule).
+                    let rate_window = matches!(
+                        model.policy,
+                        Policy::CountWindow { .. } | Policy::TimeWindow { .. }
+                    );
+                    if let Some((calls, failures, _, minimum)) =
+                        model.window(now).filter(|_| rate_window)
+                    {
                         let by_count = matches!(model.policy, Policy::CountWindow { rules, .. } | Policy::TimeWindow { rules, .. }
                             if rules.failure_count.is_some_and(|c| failures >= c));
                         invariant!(
@@ -778,6 +811,17 @@ fn check_all(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
                     let length = core::time::Duration::from_micros(len);
                     let $policy =
                         TimeWindow::<4>::new(length, thresholds(fr, sr, fc, min).0).unwrap();
+                    $body
+                }
+                PolicySetup::Either(t, fr, sr, min) => {
+                    let $policy = (
+                        ConsecutiveFailures::new(t).unwrap(),
+                        CountWindow::<8>::new(thresholds(fr, sr, None, min).0).unwrap(),
+                    );
+                    $body
+                }
+                PolicySetup::ReadyToTrip => {
+                    let $policy = ReadyToTrip::new(half_failed as fn(&RunCounts) -> bool);
                     $body
                 }
             }

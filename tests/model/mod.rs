@@ -58,12 +58,30 @@ pub enum Policy {
         newest: u64,
         events: Vec<(u64, bool, bool)>,
     },
+    /// Trips when either does; both see everything; the first one's window.
+    Either(Box<Policy>, Box<Policy>),
+    /// A user's decision over the counts since the last reset: here, at
+    /// least two failures making up half the calls or more.
+    Counts {
+        events: Vec<(bool, bool)>,
+    },
+}
+
+/// The decision the `Counts` policy models (and the tests give `ReadyToTrip`).
+pub fn half_failed(calls: u64, failures: u64) -> bool {
+    failures >= 2 && failures * 2 >= calls
 }
 
 impl Policy {
     fn window(&self, now: u64) -> Option<(u64, u64, u64, u64)> {
         match self {
             Policy::Consecutive { .. } => None,
+            Policy::Either(a, b) => a.window(now).or_else(|| b.window(now)),
+            Policy::Counts { events } => {
+                let failures = events.iter().filter(|e| e.0).count() as u64;
+                let slow = events.iter().filter(|e| e.1).count() as u64;
+                Some((events.len() as u64, failures, slow, 1))
+            }
             Policy::CountWindow {
                 size,
                 rules,
@@ -92,6 +110,16 @@ impl Policy {
 
     fn record(&mut self, failed: bool, slow: bool, now: u64) -> bool {
         match self {
+            Policy::Either(a, b) => {
+                let first = a.record(failed, slow, now);
+                let second = b.record(failed, slow, now);
+                first || second
+            }
+            Policy::Counts { events } => {
+                events.push((failed, slow));
+                let failures = events.iter().filter(|e| e.0).count() as u64;
+                half_failed(events.len() as u64, failures)
+            }
             Policy::Consecutive { threshold, run } => {
                 *run = if failed { *run + 1 } else { 0 };
                 *run >= *threshold
@@ -120,6 +148,11 @@ impl Policy {
 
     fn reset(&mut self, now: u64) {
         match self {
+            Policy::Either(a, b) => {
+                a.reset(now);
+                b.reset(now);
+            }
+            Policy::Counts { events } => events.clear(),
             Policy::Consecutive { run, .. } => *run = 0,
             Policy::CountWindow { events, .. } => events.clear(),
             Policy::TimeWindow {
