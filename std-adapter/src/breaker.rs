@@ -85,7 +85,7 @@ struct Shared<P, C, const H: usize> {
 ///   clock, if slow calls are tracked or the policy needs time).
 /// - A success in the closed state that changes nothing (no failure run to
 ///   reset) takes no lock either; every other report takes the mutex around
-///   the core [`Breaker`] for a few nanoseconds. No lock is ever held while
+///   the core [`Breaker`], briefly. No lock is ever held while
 ///   the protected operation or a listener runs.
 /// - An open breaker rejects without the lock until its deadline.
 ///
