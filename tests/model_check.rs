@@ -57,29 +57,37 @@ fn at(now: u64) -> Instant {
     Instant::from_micros(now)
 }
 
+/// What `Breaker` and `SharedBreaker` answer alike: their `*_at` forms take
+/// and give the same values.
+macro_rules! core_subject {
+    () => {
+        type Ticket = Permit;
+        const DROP_IS_IGNORED: bool = false;
+        fn acquire(&mut self, now: u64) -> (Result<Permit, Rejected>, Vec<Transition>) {
+            let a = self.try_acquire_at(at(now));
+            (a.result, a.transition.into_iter().collect())
+        }
+        fn ticket_state(ticket: &Permit) -> State {
+            ticket.state()
+        }
+        fn report(
+            &mut self,
+            ticket: Permit,
+            outcome: Outcome,
+            now: u64,
+        ) -> (ReportStatus, Vec<Transition>) {
+            let r = self.record_at(ticket, outcome, at(now));
+            (r.status, r.transition.into_iter().collect())
+        }
+        fn lose(&mut self, ticket: Permit, _now: u64) -> Vec<Transition> {
+            drop(ticket);
+            Vec::new()
+        }
+    };
+}
+
 impl<P: TripPolicy> Subject for Breaker<P, (), 4> {
-    type Ticket = Permit;
-    const DROP_IS_IGNORED: bool = false;
-    fn acquire(&mut self, now: u64) -> (Result<Permit, Rejected>, Vec<Transition>) {
-        let a = self.try_acquire_at(at(now));
-        (a.result, a.transition.into_iter().collect())
-    }
-    fn ticket_state(ticket: &Permit) -> State {
-        ticket.state()
-    }
-    fn report(
-        &mut self,
-        ticket: Permit,
-        outcome: Outcome,
-        now: u64,
-    ) -> (ReportStatus, Vec<Transition>) {
-        let r = self.record_at(ticket, outcome, at(now));
-        (r.status, r.transition.into_iter().collect())
-    }
-    fn lose(&mut self, ticket: Permit, _now: u64) -> Vec<Transition> {
-        drop(ticket);
-        Vec::new()
-    }
+    core_subject!();
     fn manual(&mut self, to: State, now: u64) -> Vec<Transition> {
         let t = match to {
             State::ForcedOpen => self.force_open_at(at(now)),
@@ -98,28 +106,7 @@ impl<P: TripPolicy> Subject for Breaker<P, (), 4> {
 }
 
 impl<P: TripPolicy> Subject for SharedBreaker<P, (), 4> {
-    type Ticket = Permit;
-    const DROP_IS_IGNORED: bool = false;
-    fn acquire(&mut self, now: u64) -> (Result<Permit, Rejected>, Vec<Transition>) {
-        let a = self.try_acquire_at(at(now));
-        (a.result, a.transition.into_iter().collect())
-    }
-    fn ticket_state(ticket: &Permit) -> State {
-        ticket.state()
-    }
-    fn report(
-        &mut self,
-        ticket: Permit,
-        outcome: Outcome,
-        now: u64,
-    ) -> (ReportStatus, Vec<Transition>) {
-        let r = self.record_at(ticket, outcome, at(now));
-        (r.status, r.transition.into_iter().collect())
-    }
-    fn lose(&mut self, ticket: Permit, _now: u64) -> Vec<Transition> {
-        drop(ticket);
-        Vec::new()
-    }
+    core_subject!();
     fn manual(&mut self, to: State, now: u64) -> Vec<Transition> {
         let t = self.with_breaker(|b| match to {
             State::ForcedOpen => b.force_open_at(at(now)),
