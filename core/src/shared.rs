@@ -367,7 +367,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         })
     }
 
-    /// The current state.
+    /// The current state (`Closed` if asked re-entrantly from inside the
+    /// breaker's own lock, by a policy calling back into it).
     pub fn state(&self) -> State {
         self.locked(|m| m.state()).unwrap_or(State::Closed)
     }
