@@ -672,10 +672,14 @@ fn run<S: Subject>(mut subject: S, mut model: Model, ops: &[Op]) -> Result<(), T
                 {
                     let open_for = until.saturating_duration_since(t.at).as_micros();
                     let base = model.open_base;
-                    let (lo, hi) = model.backoff.bounds(base);
+                    let (lo, hi) = model.settings.backoff.bounds(base);
                     invariant!(
                         "open durations stay within their bounds",
-                        base <= model.backoff.max.max(model.backoff.initial)
+                        base <= model
+                            .settings
+                            .backoff
+                            .max
+                            .max(model.settings.backoff.initial)
                             && (open_for >= lo || t.at.as_micros().saturating_add(lo) == u64::MAX)
                             && open_for <= hi,
                         "step {step}: open for {open_for} µs, bounds [{lo}, {hi}]"
@@ -750,7 +754,7 @@ fn run<S: Subject>(mut subject: S, mut model: Model, ops: &[Op]) -> Result<(), T
         );
         invariant!(
             "probes in flight never exceed max_probes",
-            model.probes_in_flight() <= model.max_probes,
+            model.probes_in_flight() <= model.settings.max_probes,
             "step {step}"
         );
         invariant!(

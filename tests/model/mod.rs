@@ -267,12 +267,7 @@ pub struct Settings {
 /// The model breaker.
 #[derive(Clone, Debug)]
 pub struct Model {
-    pub backoff: Backoff,
-    pub max_probes: u64,
-    pub successes_to_close: u64,
-    pub lease: u64,
-    pub slow_threshold: Option<u64>,
-    pub rate_verdict: Option<RateVerdict>,
+    pub settings: Settings,
     pub policy: Policy,
     /// Closed-state admissions are counted when reported (shared breakers).
     pub shared: bool,
@@ -288,27 +283,14 @@ pub struct Model {
 
 impl Model {
     pub fn new(settings: Settings, policy: Policy, shared: bool) -> Self {
-        let Settings {
-            backoff,
-            max_probes,
-            successes_to_close,
-            lease,
-            slow_threshold,
-            rate_verdict,
-        } = settings;
         Model {
-            backoff,
-            max_probes,
-            successes_to_close,
-            lease,
-            slow_threshold,
-            rate_verdict,
+            settings,
             policy,
             shared,
             phase: Phase::Closed,
             generation: 0,
             entered_at: 0,
-            open_base: backoff.initial,
+            open_base: settings.backoff.initial,
             counts: Counts::default(),
             pending_jitter: None,
         }
@@ -328,7 +310,7 @@ impl Model {
     }
 
     fn open(&mut self, reason: TransitionReason, now: u64) -> Change {
-        let (lo, hi) = self.backoff.bounds(self.open_base);
+        let (lo, hi) = self.settings.backoff.bounds(self.open_base);
         let until = now.saturating_add(hi);
         if lo != hi {
             self.pending_jitter = Some((now.saturating_add(lo), until));
@@ -337,12 +319,12 @@ impl Model {
     }
 
     fn reopen(&mut self, reason: TransitionReason, now: u64) -> Change {
-        self.open_base = self.backoff.next(self.open_base);
+        self.open_base = self.settings.backoff.next(self.open_base);
         self.open(reason, now)
     }
 
     fn close(&mut self, reason: TransitionReason, now: u64) -> Change {
-        self.open_base = self.backoff.initial;
+        self.open_base = self.settings.backoff.initial;
         self.policy.reset(now);
         self.enter(Phase::Closed, reason, now)
     }
@@ -403,7 +385,7 @@ impl Model {
                     successes: 0,
                     failures: 0,
                     slow: 0,
-                    lease_until: now.saturating_add(self.lease),
+                    lease_until: now.saturating_add(self.settings.lease),
                 };
                 let change = self.enter(probes, TransitionReason::OpenElapsed, now);
                 self.counts.calls += 1;
@@ -432,7 +414,7 @@ impl Model {
                         Some(change),
                     );
                 }
-                if in_flight >= self.max_probes {
+                if in_flight >= self.settings.max_probes {
                     self.counts.rejected += 1;
                     return (
                         Admit::Rejected(RejectReason::HalfOpenFull, None),
@@ -441,7 +423,7 @@ impl Model {
                     );
                 }
                 let lease_until = if in_flight == 0 {
-                    now.saturating_add(self.lease)
+                    now.saturating_add(self.settings.lease)
                 } else {
                     lease_until
                 };
@@ -503,6 +485,7 @@ impl Model {
         }
         let failed = outcome == 1;
         let slow = self
+            .settings
             .slow_threshold
             .is_some_and(|t| now.saturating_sub(permit.started) >= t);
         if failed {
@@ -529,7 +512,7 @@ impl Model {
                 lease_until,
             } => {
                 let in_flight = in_flight.saturating_sub(1);
-                match self.rate_verdict {
+                match self.settings.rate_verdict {
                     None => {
                         if failed {
                             return (false, Some(self.reopen(TransitionReason::ProbeFailed, now)));
@@ -542,7 +525,7 @@ impl Model {
                             slow: slow_probes,
                             lease_until,
                         };
-                        if successes >= self.successes_to_close {
+                        if successes >= self.settings.successes_to_close {
                             return (
                                 false,
                                 Some(self.close(TransitionReason::ProbesSucceeded, now)),
@@ -565,7 +548,7 @@ impl Model {
                             lease_until,
                         };
                         let results = successes + failures;
-                        if results < self.successes_to_close {
+                        if results < self.settings.successes_to_close {
                             return (false, None);
                         }
                         let bad = Rules::reached(Some(failure_rate), failures, results)
@@ -628,7 +611,7 @@ impl Model {
                 ..
             } => {
                 let lease_ended = in_flight > 0 && now >= lease_until;
-                (in_flight < self.max_probes && !lease_ended).then_some(now)
+                (in_flight < self.settings.max_probes && !lease_ended).then_some(now)
             }
             _ => None,
         }
