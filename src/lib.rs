@@ -10,3 +10,6 @@ pub use breakerbox_std::{
     Builder, Guard, MonotonicClock, Registry, RejectionListener, SharedManualClock, StdBreaker,
     TransitionListener,
 };
+
+#[cfg(feature = "quanta")]
+pub use breakerbox_std::QuantaClock;

@@ -215,6 +215,19 @@ impl Permit {
     pub const fn state(&self) -> State {
         self.state
     }
+
+    /// Whether the call was counted in [`Counts::calls`] when admitted
+    /// (`false` for a permit from [`from_raw_parts`](Self::from_raw_parts),
+    /// counted when reported).
+    ///
+    /// ```
+    /// use breakerbox_core::{Instant, Permit, State};
+    ///
+    /// assert!(!Permit::from_raw_parts(0, Instant::ZERO, State::Closed).is_counted());
+    /// ```
+    pub const fn is_counted(&self) -> bool {
+        self.counted
+    }
 }
 
 /// Whether a report counted.
@@ -485,9 +498,24 @@ struct Machine<P, const H: usize> {
     open_base: Duration,
     rng: Rng,
     counts: Counts,
+    /// Successes `call` counted inline: each is one call and one success,
+    /// added to `counts` when read (one counter on the hot path, not two).
+    noop_successes: u64,
     config: Config,
     policy: P,
     history: HistoryBuf<Transition, H>,
+}
+
+impl<P, const H: usize> Machine<P, H> {
+    /// Every count, the inline successes included.
+    fn counts(&self) -> Counts {
+        let n = self.noop_successes;
+        Counts {
+            calls: self.counts.calls.saturating_add(n),
+            successes: self.counts.successes.saturating_add(n),
+            ..self.counts
+        }
+    }
 }
 
 impl<P: TripPolicy, const H: usize> Machine<P, H> {
@@ -550,6 +578,27 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
             }
             Phase::ForcedOpen => self.reject(RejectReason::ForcedOpen, None, None),
         }
+    }
+
+    /// Closed, and neither admission nor a report needs the time: the
+    /// state `call` handles inline.
+    #[inline]
+    fn closed_without_time(&self) -> bool {
+        matches!(self.phase, Phase::Closed) && !self.closed_needs_time()
+    }
+
+    /// Counts a call of the current closed generation whose success changes
+    /// nothing else (see [`TripPolicy::success_is_noop`]); `false`, having
+    /// done nothing, for every other outcome. Only for callers that know
+    /// the breaker is still [`closed_without_time`](Self::closed_without_time)
+    /// in the generation the call was admitted in.
+    #[inline]
+    fn count_noop_success(&mut self, outcome: Outcome) -> bool {
+        let noop = outcome == Outcome::Success && self.policy.success_is_noop();
+        if noop {
+            self.noop_successes = self.noop_successes.saturating_add(1);
+        }
+        noop
     }
 
     fn admit(&self, started: Instant, transition: Option<Transition>) -> Admission {
@@ -802,6 +851,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
 
     fn reset(&mut self, at: Instant) -> Transition {
         self.counts = Counts::default();
+        self.noop_successes = 0;
         self.close(TransitionReason::Reset, at)
     }
 
@@ -824,7 +874,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         Metrics {
             state: self.phase.state(),
             generation: self.generation,
-            counts: self.counts,
+            counts: self.counts(),
             failure_rate: rate(|w| w.failures),
             slow_rate: rate(|w| w.slow),
             time_in_state: now.saturating_duration_since(self.entered_at),
@@ -911,6 +961,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
                     rejected: 0,
                     stale: 0,
                 },
+                noop_successes: 0,
                 config,
                 policy,
                 history: HistoryBuf::new(),
@@ -971,6 +1022,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
     /// # Errors
     /// [`CallError::Rejected`] without running `op` when the breaker says no;
     /// [`CallError::Inner`] with `op`'s error.
+    #[inline]
     pub fn call<T, E>(&mut self, op: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         self.call_classified(op, |result| match result {
             Ok(_) => Outcome::Success,
@@ -1000,11 +1052,27 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
     ///
     /// # Errors
     /// As [`call`](Self::call).
+    #[inline]
     pub fn call_classified<T, E>(
         &mut self,
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, CallError<E>> {
+        if self.machine.closed_without_time() {
+            // Inline and in registers: moving `Admission` and `Report`
+            // through the stack would cost more than the breaker itself.
+            // `op` has no access to the breaker, so it is still closed in
+            // this generation when `op` returns; the call is counted then,
+            // with its outcome (a call whose `op` panics is not counted).
+            let generation = self.machine.generation;
+            let result = op();
+            let outcome = classify(&result);
+            if !self.machine.count_noop_success(outcome) {
+                let permit = Permit::from_raw_parts(generation, Instant::ZERO, State::Closed);
+                let _ = self.record(permit, outcome);
+            }
+            return result.map_err(CallError::Inner);
+        }
         let permit = self.try_acquire().result.map_err(CallError::Rejected)?;
         let result = op();
         let _ = self.record(permit, classify(&result));
@@ -1089,7 +1157,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
 
     /// The counters.
     pub fn counts(&self) -> Counts {
-        self.machine.counts
+        self.machine.counts()
     }
 
     /// Adds counts kept outside the breaker, by a shared wrapper's lock-free
@@ -1141,7 +1209,7 @@ impl<P: fmt::Debug, C: fmt::Debug, const H: usize> fmt::Debug for Breaker<P, C, 
         f.debug_struct("Breaker")
             .field("phase", &m.phase)
             .field("generation", &m.generation)
-            .field("counts", &m.counts)
+            .field("counts", &m.counts())
             .field("config", &m.config)
             .field("policy", &m.policy)
             .field("clock", &self.clock)
@@ -1157,7 +1225,7 @@ impl<P, C, const H: usize> defmt::Format for Breaker<P, C, H> {
             "Breaker {{ phase: {}, generation: {}, counts: {} }}",
             self.machine.phase,
             self.machine.generation,
-            self.machine.counts
+            self.machine.counts()
         )
     }
 }

@@ -71,9 +71,11 @@ pub trait TripPolicy {
         None
     }
 
-    /// Whether recording a success now (slow or not) would change nothing
-    /// and could not trip. Shared breakers use it to count such successes
-    /// without taking their lock; `false` (the default) is always safe.
+    /// Whether recording a success that is not slow would change nothing
+    /// that can be observed (its rates, counts and every later decision) and
+    /// could not trip. Breakers then skip the record, and shared breakers
+    /// count such successes without taking their lock; `false` (the default)
+    /// is always safe.
     fn success_is_noop(&self) -> bool {
         false
     }

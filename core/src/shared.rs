@@ -266,7 +266,9 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
     }
 
     fn report(&self, permit: Permit, outcome: Outcome, now: impl FnOnce() -> Instant) -> Report {
-        if outcome == Outcome::Success && permit.state() == State::Closed {
+        // Only a permit the fast path minted: one admitted under the lock
+        // has been counted as a call already.
+        if outcome == Outcome::Success && permit.state() == State::Closed && !permit.is_counted() {
             let view = self.snapshot.read();
             if view.flags & SUCCESS_IS_NOOP != 0 && view.generation == permit.generation() {
                 self.count_fast(&self.fast_successes);

@@ -12,6 +12,7 @@ use breakerbox_core::{
 use crate::clock::MonotonicClock;
 use crate::observe::Observer;
 use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::tally::{Count, Tally};
 
 /// A transition listener.
 pub type TransitionListener = Box<dyn Fn(&Transition) + Send + Sync>;
@@ -27,28 +28,13 @@ const SUCCESS_IS_NOOP: u64 = 2;
 const OPEN: u64 = 4;
 const FLAG_BITS: u32 = 3;
 
-/// What the lock-free paths counted; merged into [`Metrics`]. A lock-free
-/// success is one call and one success: admission itself writes nothing.
-#[derive(Default)]
-struct FastCounts {
-    successes: AtomicU64,
-    rejected: AtomicU64,
-}
+/// Runs its closure when dropped: armed around a call and forgotten after
+/// it, so it runs only if the call panics.
+struct OnUnwind<F: FnMut()>(F);
 
-impl FastCounts {
-    fn counts(&self) -> Counts {
-        let successes = self.successes.load(Ordering::Relaxed);
-        Counts {
-            calls: successes,
-            successes,
-            rejected: self.rejected.load(Ordering::Relaxed),
-            ..Counts::default()
-        }
-    }
-
-    fn clear(&self) {
-        self.successes.store(0, Ordering::Relaxed);
-        self.rejected.store(0, Ordering::Relaxed);
+impl<F: FnMut()> Drop for OnUnwind<F> {
+    fn drop(&mut self) {
+        (self.0)();
     }
 }
 
@@ -62,7 +48,10 @@ struct Dispatch {
 struct Shared<P, C, const H: usize> {
     word: AtomicU64,
     open_until: AtomicU64,
-    fast: FastCounts,
+    /// What the lock-free paths counted, per thread; merged into [`Metrics`].
+    /// A lock-free success is one call and one success: admission itself
+    /// writes nothing.
+    tally: Tally,
     /// Closed-state admission reads the clock (slow calls or a timed policy).
     admission_needs_time: bool,
     machine: Mutex<Breaker<P, (), H>>,
@@ -180,7 +169,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Builder<P, C, H> {
         let shared = Shared {
             word: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
-            fast: FastCounts::default(),
+            tally: Tally::new(),
             admission_needs_time,
             machine: Mutex::new(machine),
             clock: self.clock,
@@ -248,9 +237,19 @@ impl<P: TripPolicy, C: Clock, const H: usize> Shared<P, C, H> {
         &self,
         f: impl FnOnce(&mut Breaker<P, (), H>, Instant) -> (R, Option<Transition>),
     ) -> R {
+        self.with_machine_at(None, f)
+    }
+
+    /// As [`with_machine`](Self::with_machine), at `known` if the caller has
+    /// already read the clock.
+    fn with_machine_at<R>(
+        &self,
+        known: Option<Instant>,
+        f: impl FnOnce(&mut Breaker<P, (), H>, Instant) -> (R, Option<Transition>),
+    ) -> R {
         let (result, drain) = {
             let mut m = lock(&self.machine);
-            let now = self.clock.now();
+            let now = known.unwrap_or_else(|| self.clock.now());
             let (result, transition) = f(&mut m, now);
             self.publish(&m);
             // Queue while still holding the machine lock, so listeners see
@@ -320,15 +319,41 @@ impl<P: TripPolicy, C: Clock, const H: usize> Shared<P, C, H> {
         }
     }
 
+    /// Generation and start of a call admitted by the published closed
+    /// `word`. Writes nothing: the call is counted when it is reported.
+    #[inline]
+    fn closed_admission(&self, word: u64) -> (u64, Instant) {
+        let started = if self.admission_needs_time {
+            self.clock.now()
+        } else {
+            Instant::ZERO
+        };
+        (word >> FLAG_BITS, started)
+    }
+
+    /// A permit for a call admitted by the published closed `word`.
+    #[inline]
+    fn closed_permit(&self, word: u64) -> Permit {
+        let (generation, started) = self.closed_admission(word);
+        Permit::from_raw_parts(generation, started, State::Closed)
+    }
+
+    #[inline]
     fn record(&self, permit: Permit, outcome: Outcome) -> ReportStatus {
-        if outcome == Outcome::Success && permit.state() == State::Closed {
+        // Only a permit the fast path minted: one admitted under the lock
+        // has been counted as a call already.
+        if outcome == Outcome::Success && permit.state() == State::Closed && !permit.is_counted() {
             let word = self.word.load(Ordering::Acquire);
             if word & SUCCESS_IS_NOOP != 0 && word >> FLAG_BITS == permit.generation() {
-                // One call and one success.
-                self.fast.successes.fetch_add(1, Ordering::Relaxed);
+                self.tally.add(Count::Success);
                 return ReportStatus::Recorded;
             }
         }
+        self.record_locked(permit, outcome)
+    }
+
+    #[inline(never)]
+    fn record_locked(&self, permit: Permit, outcome: Outcome) -> ReportStatus {
         self.with_machine(|m, now| {
             let report = m.record_at(permit, outcome, now);
             (report.status, report.transition)
@@ -347,34 +372,30 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         let s = &*self.shared;
         let word = s.word.load(Ordering::Acquire);
         if word & ADMIT != 0 {
-            let started = if s.admission_needs_time {
-                s.clock.now()
-            } else {
-                Instant::ZERO
-            };
-            // Writes nothing: the call is counted when it is reported.
-            let permit = Permit::from_raw_parts(word >> FLAG_BITS, started, State::Closed);
-            return Ok(Guard::new(self, permit));
+            return Ok(Guard::new(self, s.closed_permit(word)));
         }
+        let mut known = None;
         if word & OPEN != 0 {
             let now = s.clock.now();
             let until = Instant::from_micros(s.open_until.load(Ordering::Relaxed));
             if now < until {
-                s.fast.rejected.fetch_add(1, Ordering::Relaxed);
+                s.tally.add(Count::Rejection);
                 let rejected = Rejected {
                     reason: RejectReason::Open,
                     retry_after: Some(until.saturating_duration_since(now)),
                 };
                 return Err(s.rejected(rejected));
             }
+            // Past the deadline: the lock decides, at the time already read.
+            known = Some(now);
         }
-        self.acquire_locked()
+        self.acquire_locked(known)
     }
 
     #[cold]
-    fn acquire_locked(&self) -> Result<Guard<'_, P, C, H>, Rejected> {
+    fn acquire_locked(&self, known: Option<Instant>) -> Result<Guard<'_, P, C, H>, Rejected> {
         let s = &*self.shared;
-        let result = s.with_machine(|m, now| {
+        let result = s.with_machine_at(known, |m, now| {
             let admission = m.try_acquire_at(now);
             (admission.result, admission.transition)
         });
@@ -389,6 +410,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
     ///
     /// # Errors
     /// [`CallError::Rejected`] without running `op`, or [`CallError::Inner`].
+    #[inline(always)]
     pub fn call<T, E>(&self, op: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         self.call_classified(op, |result| match result {
             Ok(_) => Outcome::Success,
@@ -414,13 +436,41 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
     ///
     /// # Errors
     /// As [`call`](Self::call).
+    #[inline(always)]
     pub fn call_classified<T, E>(
         &self,
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, CallError<E>> {
-        let guard = self.try_acquire().map_err(CallError::Rejected)?;
         // A panic in `op` drops the guard while unwinding: a failure.
+        let s = &*self.shared;
+        let word = s.word.load(Ordering::Acquire);
+        if word & ADMIT != 0 {
+            // The closed path, in registers: a `Guard` handed through memory
+            // costs more than the breaker. Permits are not `Clone`, so mint
+            // the one this call reports (or its failure, if it panics).
+            let (generation, started) = s.closed_admission(word);
+            let permit = || Permit::from_raw_parts(generation, started, State::Closed);
+            let on_panic = OnUnwind(|| {
+                let _ = s.record(permit(), Outcome::Failure);
+            });
+            let result = op();
+            let outcome = classify(&result);
+            core::mem::forget(on_panic);
+            s.record(permit(), outcome);
+            return result.map_err(CallError::Inner);
+        }
+        self.call_guarded(op, classify)
+    }
+
+    /// `call_classified` in every state but closed, out of line.
+    #[inline(never)]
+    fn call_guarded<T, E>(
+        &self,
+        op: impl FnOnce() -> Result<T, E>,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+    ) -> Result<T, CallError<E>> {
+        let guard = self.try_acquire().map_err(CallError::Rejected)?;
         let result = op();
         guard.record(classify(&result));
         result.map_err(CallError::Inner)
@@ -513,7 +563,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         let s = &*self.shared;
         s.with_machine(|m, now| {
             let t = m.reset_at(now);
-            s.fast.clear();
+            s.tally.reset();
             (t, Some(t))
         })
     }
@@ -537,11 +587,17 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
     /// folded in.
     pub fn metrics(&self) -> Metrics {
         let s = &*self.shared;
-        let mut metrics = {
-            let m = lock(&s.machine);
-            m.metrics_at(s.clock.now())
+        let m = lock(&s.machine);
+        let mut metrics = m.metrics_at(s.clock.now());
+        // Read under the lock, as `reset` moves the tally's baseline.
+        let tallied = s.tally.read();
+        let fast = Counts {
+            calls: tallied.successes,
+            successes: tallied.successes,
+            rejected: tallied.rejected,
+            ..Counts::default()
         };
-        metrics.counts = metrics.counts.saturating_add(s.fast.counts());
+        metrics.counts = metrics.counts.saturating_add(fast);
         metrics
     }
 
@@ -605,6 +661,7 @@ pub struct Guard<'a, P: TripPolicy, C: Clock, const H: usize> {
 }
 
 impl<'a, P: TripPolicy, C: Clock, const H: usize> Guard<'a, P, C, H> {
+    #[inline]
     fn new(breaker: &'a StdBreaker<P, C, H>, permit: Permit) -> Self {
         Guard {
             breaker,
@@ -618,6 +675,7 @@ impl<'a, P: TripPolicy, C: Clock, const H: usize> Guard<'a, P, C, H> {
     }
 
     /// Reports `outcome`.
+    #[inline]
     pub fn record(mut self, outcome: Outcome) -> ReportStatus {
         match self.permit.take() {
             Some(permit) => self.breaker.shared.record(permit, outcome),
@@ -626,16 +684,19 @@ impl<'a, P: TripPolicy, C: Clock, const H: usize> Guard<'a, P, C, H> {
     }
 
     /// Reports a success.
+    #[inline]
     pub fn success(self) -> ReportStatus {
         self.record(Outcome::Success)
     }
 
     /// Reports a failure.
+    #[inline]
     pub fn failure(self) -> ReportStatus {
         self.record(Outcome::Failure)
     }
 
     /// Reports an outcome that says nothing of the dependency's health.
+    #[inline]
     pub fn ignore(self) -> ReportStatus {
         self.record(Outcome::Ignored)
     }

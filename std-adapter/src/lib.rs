@@ -7,8 +7,11 @@ mod clock;
 mod observe;
 mod registry;
 mod sync;
+mod tally;
 
 pub use breaker::{Builder, Guard, RejectionListener, StdBreaker, TransitionListener};
 pub use breakerbox_core::*;
+#[cfg(feature = "quanta")]
+pub use clock::QuantaClock;
 pub use clock::{MonotonicClock, SharedManualClock};
 pub use registry::Registry;

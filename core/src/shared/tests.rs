@@ -397,3 +397,24 @@ fn a_policy_that_does_not_say_successes_are_free_sees_every_success() {
         "the third success tripped it: the policy saw all three"
     );
 }
+
+#[test]
+fn a_closed_permit_admitted_under_the_lock_is_counted_once() {
+    // The race the stress test found: a call admitted by the state machine
+    // (counted then) whose success arrives when successes are free.
+    let breaker = SharedBreaker::<ConsecutiveFailures, ()>::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(3).unwrap(),
+        (),
+    );
+    // Publish "successes are free".
+    let first = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
+    let _ = breaker.record_at(first, Outcome::Success, Instant::ZERO);
+    let counted = breaker
+        .with_breaker(|m| m.try_acquire_at(Instant::ZERO).result.unwrap())
+        .unwrap();
+    assert!(counted.is_counted());
+    let _ = breaker.record_at(counted, Outcome::Success, Instant::ZERO);
+    let counts = breaker.metrics_at(Instant::ZERO).counts;
+    assert_eq!((counts.calls, counts.successes), (2, 2));
+}

@@ -503,7 +503,10 @@ fn a_time_windows_counts_reach_the_metrics() {
 fn either_of_two_reports_the_first_window_and_frees_successes_only_if_both_do() {
     let consecutive = ConsecutiveFailures::new(3).unwrap();
     let mut p = (CountWindow::<4>::new(rate(90)).unwrap(), consecutive);
-    assert!(!p.success_is_noop(), "a window always counts a success");
+    assert!(
+        !p.success_is_noop(),
+        "a window not yet full counts a success"
+    );
     p.record(FAIL);
     assert_eq!(p.window(Instant::ZERO).map(|w| w.failures), Some(1));
     let mut q = (consecutive, consecutive);
@@ -511,4 +514,38 @@ fn either_of_two_reports_the_first_window_and_frees_successes_only_if_both_do() 
     q.record(FAIL);
     assert!(!q.success_is_noop(), "a run of failures to reset");
     assert_eq!(q.window(Instant::ZERO), None);
+}
+
+#[test]
+fn a_full_count_window_of_successes_is_the_only_one_that_skips_a_success() {
+    let mut w = CountWindow::<3>::new(rate(50)).unwrap();
+    for _ in 0..2 {
+        w.record(OK);
+        assert!(!w.success_is_noop(), "not full yet: the call count moves");
+    }
+    w.record(OK);
+    assert!(w.success_is_noop());
+    w.record(FAIL);
+    assert!(
+        !w.success_is_noop(),
+        "a success would push out a success, keep the failure"
+    );
+    for _ in 0..2 {
+        w.record(OK);
+        assert!(!w.success_is_noop(), "the failure is still in the window");
+    }
+    w.record(OK);
+    assert!(w.success_is_noop(), "the failure has left");
+    let slow = CallRecord {
+        failed: false,
+        slow: true,
+        at: Instant::ZERO,
+    };
+    w.record(slow);
+    assert!(!w.success_is_noop(), "a slow call is in the window");
+    let time = TimeWindow::<2>::new(core::time::Duration::from_secs(1), rate(50)).unwrap();
+    assert!(
+        !time.success_is_noop(),
+        "a time window always counts a success"
+    );
 }
