@@ -16,7 +16,7 @@ use breakerbox::{
     Breaker, Clock, Config, ConsecutiveFailures, CountWindow, Instant, ManualClock, MonotonicClock,
     Ratio, SharedBreaker, SharedManualClock, StdBreaker, Thresholds, TimeWindow, TripPolicy,
 };
-use breakerbox_std::QuantaClock;
+use breakerbox_std::{CoarseClock, QuantaClock};
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use failsafe::CircuitBreaker as _;
 
@@ -125,6 +125,8 @@ fn open(c: &mut Criterion) {
     g.bench_function("clock_monotonic", |b| b.iter(|| MonotonicClock.now()));
     let quanta = QuantaClock::new();
     g.bench_function("clock_quanta", |b| b.iter(|| quanta.now()));
+    let coarse = CoarseClock::new().expect("quanta's upkeep thread");
+    g.bench_function("clock_coarse", |b| b.iter(|| coarse.now()));
 
     let trip = ConsecutiveFailures::new(1).unwrap();
     let mut core = core_breaker(open_config(), trip, MonotonicClock);
@@ -142,6 +144,14 @@ fn open(c: &mut Criterion) {
     let _ = std_quanta.call(failing);
     g.bench_function("std_breaker_quanta", |b| {
         b.iter(|| std_quanta.call(op).is_ok())
+    });
+
+    let std_coarse = StdBreaker::builder(open_config(), trip)
+        .clock(coarse.clone())
+        .build();
+    let _ = std_coarse.call(failing);
+    g.bench_function("std_breaker_coarse", |b| {
+        b.iter(|| std_coarse.call(op).is_ok())
     });
 
     let failsafe = failsafe::Config::new()
@@ -164,6 +174,7 @@ fn open(c: &mut Criterion) {
         shared.call(op).is_err(),
         std.call(op).is_err(),
         std_quanta.call(op).is_err(),
+        std_coarse.call(op).is_err(),
         failsafe.call(op).is_err(),
         recloser.call(op).is_err(),
     ] {

@@ -12,4 +12,4 @@ pub use breakerbox_std::{
 };
 
 #[cfg(feature = "quanta")]
-pub use breakerbox_std::QuantaClock;
+pub use breakerbox_std::{CoarseClock, CoarseClockError, QuantaClock};

@@ -65,6 +65,7 @@ impl Snapshot {
     /// A consistent view. On one core a reader can never see a write half
     /// done (the writer masks interrupts); across cores it retries while a
     /// write is under way.
+    #[inline]
     fn read(&self) -> View {
         loop {
             let before = self.seq.load(Ordering::Acquire);
@@ -265,6 +266,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         self.acquire(|| now)
     }
 
+    #[inline]
     fn report(&self, permit: Permit, outcome: Outcome, now: impl FnOnce() -> Instant) -> Report {
         // Only a permit the fast path minted: one admitted under the lock
         // has been counted as a call already.
@@ -278,6 +280,16 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
                 };
             }
         }
+        self.report_locked(permit, outcome, now)
+    }
+
+    #[inline(never)]
+    fn report_locked(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        now: impl FnOnce() -> Instant,
+    ) -> Report {
         self.locked(|m| m.record_at(permit, outcome, now()))
             .unwrap_or(Report {
                 status: ReportStatus::Stale,
@@ -300,6 +312,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
     ///
     /// # Errors
     /// [`CallError::Rejected`] without running `op`, or [`CallError::Inner`].
+    #[inline]
     pub fn call<T, E>(&self, op: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         self.call_classified(op, |result| match result {
             Ok(_) => Outcome::Success,
@@ -312,7 +325,34 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
     ///
     /// # Errors
     /// As [`call`](Self::call).
+    #[inline]
     pub fn call_classified<T, E>(
+        &self,
+        op: impl FnOnce() -> Result<T, E>,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+    ) -> Result<T, CallError<E>> {
+        let view = self.snapshot.read();
+        if view.flags & ADMIT != 0 {
+            // The closed path inline, the permit in registers: moving
+            // `Admission` and `Report` through memory costs more than the
+            // breaker.
+            let started = if self.admission_needs_time {
+                self.clock.now()
+            } else {
+                Instant::ZERO
+            };
+            let result = op();
+            let outcome = classify(&result);
+            let permit = Permit::from_raw_parts(view.generation, started, State::Closed);
+            let _ = self.report(permit, outcome, || self.clock.now());
+            return result.map_err(CallError::Inner);
+        }
+        self.call_locked(op, classify)
+    }
+
+    /// `call_classified` in every state but closed, out of line.
+    #[inline(never)]
+    fn call_locked<T, E>(
         &self,
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,

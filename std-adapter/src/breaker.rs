@@ -304,6 +304,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Shared<P, C, H> {
         }
     }
 
+    #[inline]
     fn rejected(&self, r: Rejected) -> Rejected {
         for listener in &self.on_rejection {
             listener(&r);
@@ -329,6 +330,26 @@ impl<P: TripPolicy, C: Clock, const H: usize> Shared<P, C, H> {
             Instant::ZERO
         };
         (word >> FLAG_BITS, started)
+    }
+
+    /// Rejects without the lock if the published `word` is open and its
+    /// deadline has not come. Otherwise the time, if it was read (so a
+    /// rejection reads the clock at most once), for the lock to decide.
+    #[inline]
+    fn reject_before_deadline(&self, word: u64) -> Result<Option<Instant>, Rejected> {
+        if word & OPEN == 0 {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let until = Instant::from_micros(self.open_until.load(Ordering::Relaxed));
+        if now < until {
+            self.tally.add(Count::Rejection);
+            return Err(self.rejected(Rejected {
+                reason: RejectReason::Open,
+                retry_after: Some(until.saturating_duration_since(now)),
+            }));
+        }
+        Ok(Some(now))
     }
 
     /// A permit for a call admitted by the published closed `word`.
@@ -374,21 +395,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         if word & ADMIT != 0 {
             return Ok(Guard::new(self, s.closed_permit(word)));
         }
-        let mut known = None;
-        if word & OPEN != 0 {
-            let now = s.clock.now();
-            let until = Instant::from_micros(s.open_until.load(Ordering::Relaxed));
-            if now < until {
-                s.tally.add(Count::Rejection);
-                let rejected = Rejected {
-                    reason: RejectReason::Open,
-                    retry_after: Some(until.saturating_duration_since(now)),
-                };
-                return Err(s.rejected(rejected));
-            }
-            // Past the deadline: the lock decides, at the time already read.
-            known = Some(now);
-        }
+        let known = s.reject_before_deadline(word)?;
         self.acquire_locked(known)
     }
 
@@ -460,17 +467,21 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
             s.record(permit(), outcome);
             return result.map_err(CallError::Inner);
         }
-        self.call_guarded(op, classify)
+        let known = s
+            .reject_before_deadline(word)
+            .map_err(CallError::Rejected)?;
+        self.call_locked(known, op, classify)
     }
 
-    /// `call_classified` in every state but closed, out of line.
+    /// `call_classified` when the lock decides, out of line.
     #[inline(never)]
-    fn call_guarded<T, E>(
+    fn call_locked<T, E>(
         &self,
+        known: Option<Instant>,
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, CallError<E>> {
-        let guard = self.try_acquire().map_err(CallError::Rejected)?;
+        let guard = self.acquire_locked(known).map_err(CallError::Rejected)?;
         let result = op();
         guard.record(classify(&result));
         result.map_err(CallError::Inner)

@@ -129,6 +129,102 @@ impl Clock for QuantaClock {
     }
 }
 
+/// quanta's "recent" time: the time as of the last tick of a background
+/// thread that reads the clock every millisecond, so a read is one atomic
+/// load, however slow the machine's clock. For breakers that can live with
+/// a millisecond of resolution (open durations, probe leases and slow-call
+/// thresholds of several milliseconds) and want the cheapest rejections.
+/// Microseconds since the clock was made; clones share the origin.
+///
+/// ```
+/// use breakerbox_std::{Clock, CoarseClock, Config, ConsecutiveFailures, StdBreaker};
+///
+/// let clock = CoarseClock::new().expect("the upkeep thread runs");
+/// let breaker = StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::default())
+///     .clock(clock)
+///     .build();
+/// assert!(breaker.call(|| Ok::<_, ()>(1)).is_ok());
+/// ```
+#[cfg(feature = "quanta")]
+#[derive(Clone, Debug)]
+pub struct CoarseClock {
+    clock: quanta::Clock,
+    origin: quanta::Instant,
+}
+
+/// Why a [`CoarseClock`] could not be made.
+#[cfg(feature = "quanta")]
+#[derive(Debug)]
+pub enum CoarseClockError {
+    /// Another part of the process runs quanta's upkeep thread: it could
+    /// stop it at any time and freeze this clock, so it is not relied on.
+    UpkeepRunElsewhere,
+    /// The upkeep thread could not be spawned.
+    Spawn(std::io::Error),
+}
+
+#[cfg(feature = "quanta")]
+impl std::fmt::Display for CoarseClockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CoarseClockError::UpkeepRunElsewhere => {
+                f.write_str("quanta's upkeep thread is run by another part of the process")
+            }
+            CoarseClockError::Spawn(e) => write!(f, "cannot spawn quanta's upkeep thread: {e}"),
+        }
+    }
+}
+
+#[cfg(feature = "quanta")]
+impl std::error::Error for CoarseClockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CoarseClockError::Spawn(e) => Some(e),
+            CoarseClockError::UpkeepRunElsewhere => None,
+        }
+    }
+}
+
+#[cfg(feature = "quanta")]
+impl CoarseClock {
+    /// How often the upkeep thread reads the clock.
+    pub const RESOLUTION: core::time::Duration = core::time::Duration::from_millis(1);
+
+    /// A clock reading zero now. The first one made in a process starts
+    /// quanta's upkeep thread, which then runs as long as the process.
+    ///
+    /// # Errors
+    /// When the upkeep thread is someone else's or cannot be spawned.
+    pub fn new() -> Result<Self, CoarseClockError> {
+        // Ours for the life of the process: never dropped, never stopped.
+        static UPKEEP: std::sync::Mutex<Option<quanta::Handle>> = std::sync::Mutex::new(None);
+        let mut upkeep = UPKEEP.lock().unwrap_or_else(|p| p.into_inner());
+        if upkeep.is_none() {
+            match quanta::Upkeep::new(Self::RESOLUTION).start() {
+                Ok(handle) => *upkeep = Some(handle),
+                Err(quanta::Error::UpkeepRunning) => {
+                    return Err(CoarseClockError::UpkeepRunElsewhere)
+                }
+                Err(quanta::Error::FailedToSpawnUpkeepThread(e)) => {
+                    return Err(CoarseClockError::Spawn(e))
+                }
+            }
+        }
+        let clock = quanta::Clock::new();
+        let origin = clock.recent();
+        Ok(CoarseClock { clock, origin })
+    }
+}
+
+#[cfg(feature = "quanta")]
+impl Clock for CoarseClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        let elapsed = self.clock.recent().saturating_duration_since(self.origin);
+        Instant::from_micros(Duration::from_core(elapsed).as_micros())
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -172,5 +268,28 @@ mod tests {
             seen <= real.saturating_add(Duration::from_millis(2)),
             "{seen:?} > {real:?}"
         );
+    }
+
+    #[cfg(feature = "quanta")]
+    #[test]
+    fn coarse_clock_follows_the_system_clock_within_its_resolution() {
+        let clock = CoarseClock::new().unwrap();
+        let again = CoarseClock::new().unwrap(); // the upkeep thread is ours already
+        let started = std::time::Instant::now();
+        let a = clock.now();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let seen = clock.now().saturating_duration_since(a);
+        let real = Duration::from_core(started.elapsed());
+        let tick = Duration::from_core(CoarseClock::RESOLUTION);
+        // Sleeping threads may wake late: allow the upkeep thread a few ticks.
+        assert!(
+            seen.saturating_add(tick.saturating_mul(10)) >= real,
+            "{seen:?} vs {real:?}"
+        );
+        assert!(
+            seen <= real.saturating_add(tick.saturating_mul(2)),
+            "{seen:?} vs {real:?}"
+        );
+        assert!(again.now() >= Instant::ZERO);
     }
 }

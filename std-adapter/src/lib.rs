@@ -12,6 +12,6 @@ mod tally;
 pub use breaker::{Builder, Guard, RejectionListener, StdBreaker, TransitionListener};
 pub use breakerbox_core::*;
 #[cfg(feature = "quanta")]
-pub use clock::QuantaClock;
+pub use clock::{CoarseClock, CoarseClockError, QuantaClock};
 pub use clock::{MonotonicClock, SharedManualClock};
 pub use registry::Registry;
