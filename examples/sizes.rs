@@ -6,8 +6,9 @@
 use core::mem::size_of;
 
 use breakerbox::{
-    Admission, Breaker, Config, ConsecutiveFailures, CountWindow, Counts, ManualClock, Metrics,
-    Permit, Phase, ReadyToTrip, Report, RunCounts, TimeWindow, Transition,
+    Admission, Breaker, Config, ConsecutiveFailures, CountWindow, Counts, Guard, ManualClock,
+    Metrics, MonotonicClock, Permit, Phase, ReadyToTrip, Report, RunCounts, SharedBreaker,
+    StdBreaker, TimeWindow, Transition,
 };
 
 /// The README's table, in Markdown, for the machine this runs on.
@@ -41,7 +42,7 @@ pub fn table() -> String {
         (
             "— state machine and history bookkeeping".into(),
             state,
-            "phase, generation, entry time, backoff, RNG; history cursor",
+            "phase, generation, entry time, backoff, RNG, inline successes; history cursor",
         ),
         (
             "— `Config`".into(),
@@ -62,6 +63,38 @@ pub fn table() -> String {
             "— history, per `Transition`".into(),
             history_entry,
             "plus two words of bookkeeping",
+        ),
+        (
+            "`Breaker<CountWindow<100>>`".into(),
+            size_of::<Breaker<CountWindow<100>>>(),
+            "recloser's default policy",
+        ),
+        (
+            "`Breaker<TimeWindow<10>, &ManualClock>`".into(),
+            size_of::<Breaker<TimeWindow<10>, &ManualClock>>(),
+            "",
+        ),
+        (
+            "`SharedBreaker<ConsecutiveFailures>`".into(),
+            size_of::<SharedBreaker<ConsecutiveFailures>>(),
+            "a `Breaker` plus its lock-free snapshot and two counters",
+        ),
+        (
+            "`SharedBreaker<CountWindow<100>>`".into(),
+            size_of::<SharedBreaker<CountWindow<100>>>(),
+            "",
+        ),
+        (
+            "`StdBreaker<ConsecutiveFailures>`".into(),
+            size_of::<StdBreaker<ConsecutiveFailures>>(),
+            "a handle; the shared state is on the heap: a `Breaker`, its \
+             mutex and listeners, and one 128-byte counter slot per thread \
+             index (4 per CPU, 8 to 64)",
+        ),
+        (
+            "`Guard` of a `StdBreaker`".into(),
+            size_of::<Guard<'static, ConsecutiveFailures, MonotonicClock, 4>>(),
+            "a reference and a permit",
         ),
         ("`Phase`".into(), size_of::<Phase>(), "state with its data"),
         ("`Permit`".into(), size_of::<Permit>(), ""),

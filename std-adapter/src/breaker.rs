@@ -73,10 +73,13 @@ struct Shared<P, C, const H: usize> {
 /// - Admission in the closed state takes no lock: one atomic load (plus the
 ///   clock, if slow calls are tracked or the policy needs time).
 /// - A success in the closed state that changes nothing (no failure run to
-///   reset) takes no lock either; every other report takes the mutex around
-///   the core [`Breaker`], briefly. No lock is ever held while
+///   reset, a count window full of successes) takes no lock either and
+///   writes only a counter of the calling thread's own (a per-thread slot:
+///   no cache line shared with other threads); every other report takes the
+///   mutex around the core [`Breaker`], briefly. No lock is ever held while
 ///   the protected operation or a listener runs.
-/// - An open breaker rejects without the lock until its deadline.
+/// - An open breaker rejects without the lock until its deadline, reading
+///   the clock once and counting on the thread's own slot.
 ///
 /// ```
 /// use breakerbox_std::{CallError, Config, ConsecutiveFailures, StdBreaker};
