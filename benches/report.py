@@ -28,12 +28,14 @@ LABELS = {
     "bare_call": "bare call (floor)",
     "atomic_load": "one atomic load (floor)",
     "clock_monotonic": "one `MonotonicClock` read (`Instant::now`)",
-    "clock_quanta": "one `QuantaClock` read",
+    "clock_quanta": "one `QuantaClock` read (time-stamp counter)",
+    "clock_coarse": "one `CoarseClock` read (quanta's recent time)",
     "core_breaker": "core `Breaker`",
     "core_breaker_mutex": "core `Breaker` in a `Mutex`",
     "core_shared": "core `SharedBreaker`",
     "std_breaker": "`StdBreaker`",
     "std_breaker_quanta": "`StdBreaker` on `QuantaClock`",
+    "std_breaker_coarse": "`StdBreaker` on `CoarseClock`",
     "failsafe": "failsafe 1.3, consecutive failures",
     "failsafe_default": "failsafe 1.3, default policy",
     "recloser": "recloser 1.4, default (50 % over 100 calls)",
@@ -45,7 +47,8 @@ TABLES = [
      "atomic_load", ["failsafe"]),
     ("closed_window100", "Closed, a successful call, failure rate over the last 100 calls",
      "atomic_load", ["recloser", "failsafe_default"]),
-    ("open", "Open, a rejected call", "clock_monotonic", ["failsafe", "recloser"]),
+    ("open", "Open, a rejected call (\"over\": over one read of the breaker's own clock)",
+     "clock_monotonic", ["failsafe", "recloser"]),
     ("half_open", "Half-open, a probe admitted and recorded", None, []),
     ("record", "Recording one outcome into a window (core `Breaker`, 1 failure in 4)", None, []),
     ("two_threads_consecutive",
@@ -128,9 +131,11 @@ def render(results):
             cells = [label, ns(value)]
             if base:
                 floor = m[f"{group}/{base}"]
-                if bench == "std_breaker_quanta":
-                    floor = m.get(f"{group}/clock_quanta", floor)
-                cells.append("" if bench == base else f"{value - floor:+.2f} ns")
+                for clock in ("quanta", "coarse"):
+                    if bench == f"std_breaker_{clock}":
+                        floor = m.get(f"{group}/clock_{clock}", floor)
+                is_floor = bench == base or bench.startswith("clock_")
+                cells.append("" if is_floor else f"{value - floor:+.2f} ns")
             for p in peers:
                 if f"{group}/{p}" in m:
                     cells.append(f"{m[f'{group}/{p}'] / value:.1f}×")
@@ -167,6 +172,11 @@ def targets(m):
          lambda v: v <= 2.0),
         ("… on `QuantaClock`, at least 3× cheaper than the cheaper peer",
          cheapest_peer_open / get(f"{op}/std_breaker_quanta"), "{:.1f}×", lambda v: v >= 3),
+        ("… on `CoarseClock`, within 2 ns of one read of it",
+         get(f"{op}/std_breaker_coarse") - get(f"{op}/clock_coarse"), "{:+.2f} ns",
+         lambda v: v <= 2.0),
+        ("… on `CoarseClock`, at least 3× cheaper than the cheaper peer",
+         cheapest_peer_open / get(f"{op}/std_breaker_coarse"), "{:.1f}×", lambda v: v >= 3),
         ("two threads, consecutive failures: at least 4× better than failsafe",
          get(f"{tc}/failsafe") / get(f"{tc}/std_breaker"), "{:.1f}×", lambda v: v >= 4),
         ("two threads, 100-call rate window: at least 2× better than recloser",

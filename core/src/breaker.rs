@@ -580,6 +580,20 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         }
     }
 
+    /// The rejection of an open breaker (deadline `until`) at `now`, if
+    /// `now` is before the deadline: counted, as `acquire` would.
+    #[inline]
+    fn reject_before(&mut self, now: Instant, until: Instant) -> Option<Rejected> {
+        if now >= until {
+            return None;
+        }
+        self.counts.rejected = self.counts.rejected.saturating_add(1);
+        Some(Rejected {
+            reason: RejectReason::Open,
+            retry_after: Some(until.saturating_duration_since(now)),
+        })
+    }
+
     /// Closed, and neither admission nor a report needs the time: the
     /// state `call` handles inline.
     #[inline]
@@ -596,7 +610,10 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
     fn count_noop_success(&mut self, outcome: Outcome) -> bool {
         let noop = outcome == Outcome::Success && self.policy.success_is_noop();
         if noop {
-            self.noop_successes = self.noop_successes.saturating_add(1);
+            // Wrapping, not saturating: one increment per call cannot reach
+            // 2^64 (585 years at a call a nanosecond), and a conditional move
+            // would lengthen the hot path's chain through this counter.
+            self.noop_successes = self.noop_successes.wrapping_add(1);
         }
         noop
     }
@@ -1073,7 +1090,32 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
             }
             return result.map_err(CallError::Inner);
         }
-        let permit = self.try_acquire().result.map_err(CallError::Rejected)?;
+        let mut known = None;
+        if let Phase::Open { until } = self.machine.phase {
+            // Rejected before the deadline inline too, reading the clock once.
+            let now = self.clock.now();
+            if let Some(rejected) = self.machine.reject_before(now, until) {
+                return Err(CallError::Rejected(rejected));
+            }
+            known = Some(now);
+        }
+        self.call_slow(known, op, classify)
+    }
+
+    /// `call_classified` in the other states, out of line, at `known` if
+    /// the clock has been read.
+    #[inline(never)]
+    fn call_slow<T, E>(
+        &mut self,
+        known: Option<Instant>,
+        op: impl FnOnce() -> Result<T, E>,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+    ) -> Result<T, CallError<E>> {
+        let admission = match known {
+            Some(now) => self.try_acquire_at(now),
+            None => self.try_acquire(),
+        };
+        let permit = admission.result.map_err(CallError::Rejected)?;
         let result = op();
         let _ = self.record(permit, classify(&result));
         result.map_err(CallError::Inner)

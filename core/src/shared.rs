@@ -347,17 +347,33 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
             let _ = self.report(permit, outcome, || self.clock.now());
             return result.map_err(CallError::Inner);
         }
-        self.call_locked(op, classify)
+        let mut known = None;
+        if view.flags & OPEN != 0 {
+            // Rejected before the deadline inline too, reading the clock once.
+            let now = self.clock.now();
+            if now < view.until {
+                self.count_fast(&self.fast_rejections);
+                return Err(CallError::Rejected(Rejected {
+                    reason: RejectReason::Open,
+                    retry_after: Some(view.until.saturating_duration_since(now)),
+                }));
+            }
+            known = Some(now);
+        }
+        self.call_locked(known, op, classify)
     }
 
-    /// `call_classified` in every state but closed, out of line.
+    /// `call_classified` in the other states, out of line, at `known` if
+    /// the clock has been read.
     #[inline(never)]
     fn call_locked<T, E>(
         &self,
+        known: Option<Instant>,
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, CallError<E>> {
-        let permit = self.try_acquire().result.map_err(CallError::Rejected)?;
+        let admission = self.acquire(|| known.unwrap_or_else(|| self.clock.now()));
+        let permit = admission.result.map_err(CallError::Rejected)?;
         let result = op();
         let _ = self.record(permit, classify(&result));
         result.map_err(CallError::Inner)
