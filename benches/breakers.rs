@@ -1,7 +1,7 @@
 //! breakerbox against the floor and against its peers, in one run.
 //!
-//! `cargo bench --bench breakers`; then `python3 benches/report.py` turns
-//! criterion's output into the README's table.
+//! `bash benches/run.sh` runs them three times and turns criterion's output
+//! into the README's tables (`benches/report.py`); `cargo bench` runs them once.
 //!
 //! Fairness: every subject makes the same trivial call ([`op`]) and its
 //! result is consumed the same way (`is_ok()`, handed to criterion's
@@ -360,8 +360,8 @@ fn shared_by_two(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default()
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_secs(2));
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(1500));
     targets = closed, open, half_open, record, shared_by_two
 }
 criterion_main!(benches);

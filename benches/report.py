@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
 """The README's benchmark tables, from criterion's output: never typed by hand.
 
-    cargo bench --bench breakers
+    bash benches/run.sh                  # three runs of the benches, then this
     python3 benches/report.py            # collect target/criterion into
                                          # benches/results.json, rewrite the README
     python3 benches/report.py --check    # the README matches benches/results.json
 
-The medians of one `cargo bench` run are kept in benches/results.json with the
-machine they ran on, so the README can be checked without running the benches.
+Each figure is the median over the runs (criterion baselines `run1`, `run2`,
+... that `benches/run.sh` saves; a plain `cargo bench` run, `new`, if there are
+none) of criterion's median: on a shared virtual machine one run can be off by
+a nanosecond. The figures are kept in benches/results.json with the machine
+they ran on, so the README can be checked without running the benches.
 """
 
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from datetime import date
@@ -22,7 +26,7 @@ CRITERION = os.path.join(ROOT, "target", "criterion")
 RESULTS = os.path.join(ROOT, "benches", "results.json")
 README = os.path.join(ROOT, "README.md")
 BEGIN, END = "<!-- bench -->", "<!-- /bench -->"
-COMMAND = "cargo bench --bench breakers && python3 benches/report.py"
+COMMAND = "bash benches/run.sh"
 
 LABELS = {
     "bare_call": "bare call (floor)",
@@ -69,17 +73,23 @@ RECORD_LABELS = {
 
 
 def collect():
-    medians = {}
+    medians, runs_seen = {}, 0
     for group, *_ in TABLES:
         folder = os.path.join(CRITERION, group)
         if not os.path.isdir(folder):
             sys.exit(f"no criterion output for {group}: run `cargo bench --bench breakers` first")
         for bench in sorted(os.listdir(folder)):
-            path = os.path.join(folder, bench, "new", "estimates.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    medians[f"{group}/{bench}"] = json.load(f)["median"]["point_estimate"]
-    return {"machine": machine(), "command": COMMAND, "medians": medians}
+            runs = sorted(r for r in os.listdir(os.path.join(folder, bench)) if r.startswith("run"))
+            values = []
+            for run in runs or ["new"]:
+                path = os.path.join(folder, bench, run, "estimates.json")
+                if os.path.exists(path):
+                    with open(path) as f:
+                        values.append(json.load(f)["median"]["point_estimate"])
+            if values:
+                medians[f"{group}/{bench}"] = statistics.median(values)
+                runs_seen = len(values)
+    return {"machine": machine(), "command": COMMAND, "runs": runs_seen, "medians": medians}
 
 
 def machine():
@@ -110,8 +120,9 @@ def render(results):
     m = results["medians"]
     mach = results["machine"]
     out = [
-        f"Criterion medians of one run on {mach['cpu']} ({mach['cpus']} CPUs, {mach['os']}), "
-        f"{mach['rustc']}, {mach['date']}. Reproduce with `{results['command']}`.",
+        f"Criterion medians (the median of {results.get('runs', 1)} runs) on {mach['cpu']} "
+        f"({mach['cpus']} CPUs, {mach['os']}), {mach['rustc']}, {mach['date']}. "
+        f"Reproduce with `{results['command']}`.",
         "",
     ]
     for group, title, base, peers in TABLES:
