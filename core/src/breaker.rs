@@ -536,12 +536,11 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
             }
             Phase::Open { until } => {
                 let t = now.get();
-                if t < until {
-                    return self.reject(
-                        RejectReason::Open,
-                        Some(until.saturating_duration_since(t)),
-                        None,
-                    );
+                if let Some(rejected) = self.reject_before(t, until) {
+                    return Admission {
+                        result: Err(rejected),
+                        transition: None,
+                    };
                 }
                 let probes = Probes {
                     in_flight: 1,

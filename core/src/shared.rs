@@ -209,6 +209,20 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         }
     }
 
+    /// The lock-free rejection of an open `view` at `now`, if its deadline
+    /// has not come.
+    #[inline]
+    fn reject_before_deadline(&self, view: &View, now: Instant) -> Option<Rejected> {
+        if now >= view.until {
+            return None;
+        }
+        self.count_fast(&self.fast_rejections);
+        Some(Rejected {
+            reason: RejectReason::Open,
+            retry_after: Some(view.until.saturating_duration_since(now)),
+        })
+    }
+
     fn acquire(&self, mut now: impl FnMut() -> Instant) -> Admission {
         let view = self.snapshot.read();
         if view.flags & ADMIT != 0 {
@@ -230,13 +244,9 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         if view.flags & OPEN != 0 {
             let t = now();
             known = Some(t);
-            if t < view.until {
-                self.count_fast(&self.fast_rejections);
+            if let Some(rejected) = self.reject_before_deadline(&view, t) {
                 return Admission {
-                    result: Err(Rejected {
-                        reason: RejectReason::Open,
-                        retry_after: Some(view.until.saturating_duration_since(t)),
-                    }),
+                    result: Err(rejected),
                     transition: None,
                 };
             }
@@ -351,12 +361,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         if view.flags & OPEN != 0 {
             // Rejected before the deadline inline too, reading the clock once.
             let now = self.clock.now();
-            if now < view.until {
-                self.count_fast(&self.fast_rejections);
-                return Err(CallError::Rejected(Rejected {
-                    reason: RejectReason::Open,
-                    retry_after: Some(view.until.saturating_duration_since(now)),
-                }));
+            if let Some(rejected) = self.reject_before_deadline(&view, now) {
+                return Err(CallError::Rejected(rejected));
             }
             known = Some(now);
         }

@@ -452,7 +452,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, CallError<E>> {
-        // A panic in `op` drops the guard while unwinding: a failure.
+        // A panic in `op` or `classify` records a failure (and unwinds on).
         let s = &*self.shared;
         let word = s.word.load(Ordering::Acquire);
         if word & ADMIT != 0 {
