@@ -63,68 +63,45 @@ fn admitted<E>(r: Result<(), CallError<E>>) -> bool {
 }
 
 struct Core<P>(Breaker<P, &'static ManualClock>);
-
-impl<P: TripPolicy> Subject for Core<P> {
-    fn call(&mut self, outcome: Outcome) -> bool {
-        admitted(self.0.call_classified(|| Ok::<(), ()>(()), |_| outcome))
-    }
-    fn acquire_and_record(&mut self, outcome: Outcome) -> bool {
-        match self.0.try_acquire().result {
-            Ok(permit) => {
-                let _ = self.0.record(permit, outcome);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-    fn advance(&mut self, micros: u64) {
-        self.0.clock().advance(Duration::from_micros(micros));
-    }
-    fn force_open(&mut self) {
-        let _ = self.0.force_open();
-    }
-    fn release(&mut self) {
-        let _ = self.0.release();
-    }
-    fn reset(&mut self) {
-        let _ = self.0.reset();
-    }
-    fn metrics(&self) -> Metrics {
-        self.0.metrics()
-    }
-}
-
 struct Shared<P>(SharedBreaker<P, SharedManualClock>);
 
-impl<P: TripPolicy> Subject for Shared<P> {
-    fn call(&mut self, outcome: Outcome) -> bool {
-        admitted(self.0.call_classified(|| Ok::<(), ()>(()), |_| outcome))
-    }
-    fn acquire_and_record(&mut self, outcome: Outcome) -> bool {
-        match self.0.try_acquire().result {
-            Ok(permit) => {
-                let _ = self.0.record(permit, outcome);
-                true
+/// `Breaker` and `SharedBreaker` answer alike (permits, `Admission`).
+macro_rules! permit_subject {
+    ($subject:ident) => {
+        impl<P: TripPolicy> Subject for $subject<P> {
+            fn call(&mut self, outcome: Outcome) -> bool {
+                admitted(self.0.call_classified(|| Ok::<(), ()>(()), |_| outcome))
             }
-            Err(_) => false,
+            fn acquire_and_record(&mut self, outcome: Outcome) -> bool {
+                match self.0.try_acquire().result {
+                    Ok(permit) => {
+                        let _ = self.0.record(permit, outcome);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            fn advance(&mut self, micros: u64) {
+                self.0.clock().advance(Duration::from_micros(micros));
+            }
+            fn force_open(&mut self) {
+                let _ = self.0.force_open();
+            }
+            fn release(&mut self) {
+                let _ = self.0.release();
+            }
+            fn reset(&mut self) {
+                let _ = self.0.reset();
+            }
+            fn metrics(&self) -> Metrics {
+                self.0.metrics()
+            }
         }
-    }
-    fn advance(&mut self, micros: u64) {
-        self.0.clock().advance(Duration::from_micros(micros));
-    }
-    fn force_open(&mut self) {
-        let _ = self.0.force_open();
-    }
-    fn release(&mut self) {
-        let _ = self.0.release();
-    }
-    fn reset(&mut self) {
-        let _ = self.0.reset();
-    }
-    fn metrics(&self) -> Metrics {
-        self.0.metrics()
-    }
+    };
 }
+
+permit_subject!(Core);
+permit_subject!(Shared);
 
 struct Std<P>(StdBreaker<P, SharedManualClock>);
 
