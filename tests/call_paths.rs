@@ -64,22 +64,19 @@ fn admitted<E>(r: Result<(), CallError<E>>) -> bool {
 
 struct Core<P>(Breaker<P, &'static ManualClock>);
 struct Shared<P>(SharedBreaker<P, SharedManualClock>);
+struct Std<P>(StdBreaker<P, SharedManualClock>);
 
-/// `Breaker` and `SharedBreaker` answer alike (permits, `Admission`).
-macro_rules! permit_subject {
-    ($subject:ident) => {
+/// The three breakers answer alike but for how a permit is taken and
+/// reported: `$report` turns `self.0` and the outcome into "admitted".
+macro_rules! subject {
+    ($subject:ident, |$breaker:ident, $outcome:ident| $report:expr) => {
         impl<P: TripPolicy> Subject for $subject<P> {
             fn call(&mut self, outcome: Outcome) -> bool {
                 admitted(self.0.call_classified(|| Ok::<(), ()>(()), |_| outcome))
             }
-            fn acquire_and_record(&mut self, outcome: Outcome) -> bool {
-                match self.0.try_acquire().result {
-                    Ok(permit) => {
-                        let _ = self.0.record(permit, outcome);
-                        true
-                    }
-                    Err(_) => false,
-                }
+            fn acquire_and_record(&mut self, $outcome: Outcome) -> bool {
+                let $breaker = &mut self.0;
+                $report
             }
             fn advance(&mut self, micros: u64) {
                 self.0.clock().advance(Duration::from_micros(micros));
@@ -100,40 +97,27 @@ macro_rules! permit_subject {
     };
 }
 
-permit_subject!(Core);
-permit_subject!(Shared);
-
-struct Std<P>(StdBreaker<P, SharedManualClock>);
-
-impl<P: TripPolicy> Subject for Std<P> {
-    fn call(&mut self, outcome: Outcome) -> bool {
-        admitted(self.0.call_classified(|| Ok::<(), ()>(()), |_| outcome))
+subject!(Core, |b, outcome| match b.try_acquire().result {
+    Ok(permit) => {
+        let _ = b.record(permit, outcome);
+        true
     }
-    fn acquire_and_record(&mut self, outcome: Outcome) -> bool {
-        match self.0.try_acquire() {
-            Ok(guard) => {
-                let _ = guard.record(outcome);
-                true
-            }
-            Err(_) => false,
-        }
+    Err(_) => false,
+});
+subject!(Shared, |b, outcome| match b.try_acquire().result {
+    Ok(permit) => {
+        let _ = b.record(permit, outcome);
+        true
     }
-    fn advance(&mut self, micros: u64) {
-        self.0.clock().advance(Duration::from_micros(micros));
+    Err(_) => false,
+});
+subject!(Std, |b, outcome| match b.try_acquire() {
+    Ok(guard) => {
+        let _ = guard.record(outcome);
+        true
     }
-    fn force_open(&mut self) {
-        let _ = self.0.force_open();
-    }
-    fn release(&mut self) {
-        let _ = self.0.release();
-    }
-    fn reset(&mut self) {
-        let _ = self.0.reset();
-    }
-    fn metrics(&self) -> Metrics {
-        self.0.metrics()
-    }
-}
+    Err(_) => false,
+});
 
 fn run(mut by_call: impl Subject, mut by_permit: impl Subject, steps: &[Step]) {
     for (i, step) in steps.iter().enumerate() {
