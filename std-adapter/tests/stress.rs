@@ -1,5 +1,7 @@
 //! Many threads, hundreds of thousands of calls, a flaky operation and a
-//! fast real clock, so every state is crossed thousands of times.
+//! shared manual clock that every attempt moves forward by a microsecond,
+//! so every state is crossed many times. Time is counted in attempts, not
+//! read from the machine: no verdict here depends on its speed or load.
 #![cfg(not(loom))]
 
 use std::collections::HashMap;
@@ -9,8 +11,8 @@ use std::thread;
 use std::time::Duration;
 
 use breakerbox_std::{
-    Config, ConsecutiveFailures, CountWindow, Outcome, Ratio, ReportStatus, State, StdBreaker,
-    Thresholds,
+    Config, ConsecutiveFailures, CountWindow, Outcome, Ratio, ReportStatus, SharedManualClock,
+    State, StdBreaker, Thresholds,
 };
 
 const THREADS: u64 = 8;
@@ -54,7 +56,10 @@ fn every_attempt_is_accounted_for_exactly_once_and_probes_stay_bounded() {
         )
         .unwrap(),
     );
-    let breaker = StdBreaker::new(config, policy);
+    let clock = SharedManualClock::new();
+    let breaker = StdBreaker::builder(config, policy)
+        .clock(clock.clone())
+        .build();
     let tally = Arc::new(Tally::default());
     // Probes in flight per half-open generation, as the callers see them.
     let probes: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
@@ -63,8 +68,9 @@ fn every_attempt_is_accounted_for_exactly_once_and_probes_stay_bounded() {
 
     let handles: Vec<_> = (0..THREADS)
         .map(|seed| {
-            let (breaker, tally, probes, worst, barrier) = (
+            let (breaker, clock, tally, probes, worst, barrier) = (
                 breaker.clone(),
+                clock.clone(),
                 tally.clone(),
                 probes.clone(),
                 worst.clone(),
@@ -75,6 +81,7 @@ fn every_attempt_is_accounted_for_exactly_once_and_probes_stay_bounded() {
                 barrier.wait();
                 for i in 0..CALLS_PER_THREAD {
                     tally.attempts.fetch_add(1, Ordering::Relaxed);
+                    clock.advance(breakerbox_std::Duration::from_micros(1));
                     let Ok(guard) = breaker.try_acquire() else {
                         tally.rejected.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -97,10 +104,7 @@ fn every_attempt_is_accounted_for_exactly_once_and_probes_stay_bounded() {
                         2..=6 => Outcome::Failure,
                         _ => Outcome::Success,
                     };
-                    if probe.is_some() {
-                        // Probes take a while, so that half-open fills up.
-                        thread::sleep(Duration::from_micros(50));
-                    } else if roll % 50 == 7 {
+                    if probe.is_some() || roll % 50 == 7 {
                         thread::yield_now(); // let other threads race this call
                     }
                     if let Some(generation) = probe {
@@ -149,18 +153,18 @@ fn every_attempt_is_accounted_for_exactly_once_and_probes_stay_bounded() {
         State::Closed | State::Open | State::HalfOpen
     ));
     assert_eq!(m.probes_in_flight, 0, "every probe was reported");
-    // The short run under Miri may not get that far; the accounting above
-    // holds either way.
+    // Whatever the interleaving, even one thread after another, each
+    // thread's own failure bursts (2,000 attempts, 80 % failures) trip the
+    // breaker and each trip stays open 200 attempts: at least 10
+    // transitions and some rejections, counted in attempts, not in time.
+    // (The short run under Miri has no failure burst.)
     if !cfg!(miri) {
         assert!(
-            m.generation > 100,
+            m.generation >= 10,
             "the run crossed many transitions: {}",
             m.generation
         );
-        assert!(
-            t(&tally.rejected) > 0 && t(&tally.stale) > 0,
-            "rejections and stale reports happened"
-        );
+        assert!(t(&tally.rejected) > 0, "rejections happened");
     }
     println!(
         "stress: {} attempts, {} rejected, {} recorded, {} ignored, {} stale, {} transitions, worst probes {}",
