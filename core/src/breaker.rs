@@ -185,12 +185,10 @@ pub struct Permit {
 }
 
 impl Permit {
-    /// A permit minted outside [`Breaker::try_acquire`], by a shared wrapper
-    /// whose lock-free fast path admitted the call in `state` at `generation`
-    /// (the shared breakers do this in the closed state, writing nothing).
-    /// The breaker treats it like its own, stale unless `generation` is
-    /// current, and counts the call in [`Counts::calls`] when it is reported.
-    pub const fn from_raw_parts(generation: u64, started: Instant, state: State) -> Permit {
+    /// A permit for a call admitted without counting it (the closed path of
+    /// `Breaker::call`, the shared breaker's lock-free admission): the call
+    /// is counted in [`Counts::calls`] when it is reported.
+    pub(crate) const fn uncounted(generation: u64, started: Instant, state: State) -> Permit {
         Permit {
             generation,
             started,
@@ -217,15 +215,8 @@ impl Permit {
     }
 
     /// Whether the call was counted in [`Counts::calls`] when admitted
-    /// (`false` for a permit from [`from_raw_parts`](Self::from_raw_parts),
-    /// counted when reported).
-    ///
-    /// ```
-    /// use breakerbox_core::{Instant, Permit, State};
-    ///
-    /// assert!(!Permit::from_raw_parts(0, Instant::ZERO, State::Closed).is_counted());
-    /// ```
-    pub const fn is_counted(&self) -> bool {
+    /// (`false` for one admitted lock-free, counted when reported).
+    pub(crate) const fn is_counted(&self) -> bool {
         self.counted
     }
 }
@@ -501,6 +492,8 @@ struct Machine<P, const H: usize> {
     /// Successes `call` counted inline: each is one call and one success,
     /// added to `counts` when read (one counter on the hot path, not two).
     noop_successes: u64,
+    /// Resets so far, wrapping.
+    resets: u32,
     config: Config,
     policy: P,
     history: HistoryBuf<Transition, H>,
@@ -523,7 +516,42 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         P::NEEDS_TIME || self.config.slow_call_threshold().is_some()
     }
 
+    /// Pulls the open deadline and the probe lease back to at most the
+    /// longest open duration and the lease from `t`: a clock that once read
+    /// far ahead (up to `Instant::MAX`) cannot keep the breaker open, or a
+    /// probe leased, once it reads right again.
+    fn bound_deadlines(&mut self, t: Instant) {
+        match &mut self.phase {
+            Phase::Open { until } => {
+                *until = (*until).min(t.saturating_add(self.config.backoff().max()));
+            }
+            Phase::HalfOpen(p) if p.in_flight > 0 => {
+                p.lease_until = p
+                    .lease_until
+                    .min(t.saturating_add(self.config.probe_lease()));
+            }
+            _ => {}
+        }
+    }
+
+    fn poll_at(&self, now: Instant) -> Option<Instant> {
+        match self.phase {
+            Phase::Open { until } => {
+                Some(until.min(now.saturating_add(self.config.backoff().max())))
+            }
+            Phase::HalfOpen(p) if p.in_flight > 0 => Some(
+                p.lease_until
+                    .min(now.saturating_add(self.config.probe_lease())),
+            ),
+            _ => None,
+        }
+    }
+
     fn acquire(&mut self, now: &mut Now<impl FnMut() -> Instant>) -> Admission {
+        if matches!(self.phase, Phase::Open { .. } | Phase::HalfOpen(_)) {
+            let t = now.get();
+            self.bound_deadlines(t);
+        }
         match self.phase {
             Phase::Closed | Phase::MetricsOnly => {
                 self.counts.calls = self.counts.calls.saturating_add(1);
@@ -581,9 +609,12 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
 
     /// The rejection of an open breaker (deadline `until`) at `now`, if
     /// `now` is before the deadline: counted, as `acquire` would.
+    /// `None` too for a deadline further ahead than the longest open
+    /// duration, for [`acquire`](Self::acquire) to pull back.
     #[inline]
     fn reject_before(&mut self, now: Instant, until: Instant) -> Option<Rejected> {
-        if now >= until {
+        let wait = until.saturating_duration_since(now);
+        if wait.is_zero() || wait > self.config.backoff().max() {
             return None;
         }
         self.counts.rejected = self.counts.rejected.saturating_add(1);
@@ -651,14 +682,19 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         outcome: Outcome,
         now: &mut Now<impl FnMut() -> Instant>,
     ) -> Report {
-        if !permit.counted {
+        // A call admitted while disabled counts nothing, even when stale.
+        if !permit.counted && permit.state != State::Disabled {
             self.counts.calls = self.counts.calls.saturating_add(1);
         }
         // Probes past their lease have failed, whatever arrives now.
         if let Phase::HalfOpen(probes) = self.phase {
             if probes.in_flight > 0 {
                 let t = now.get();
-                if t >= probes.lease_until {
+                self.bound_deadlines(t);
+                let lease_until = probes
+                    .lease_until
+                    .min(t.saturating_add(self.config.probe_lease()));
+                if t >= lease_until {
                     let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
                     return self.stale(Some(transition));
                 }
@@ -868,6 +904,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
     fn reset(&mut self, at: Instant) -> Transition {
         self.counts = Counts::default();
         self.noop_successes = 0;
+        self.resets = self.resets.wrapping_add(1);
         self.close(TransitionReason::Reset, at)
     }
 
@@ -879,7 +916,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
                 .map(|w| Ratio::new(part(&w), w.calls))
         };
         let (next_probe_at, probes_in_flight) = match self.phase {
-            Phase::Open { until } => (Some(until), 0),
+            Phase::Open { .. } => (self.poll_at(now), 0),
             Phase::HalfOpen(p) => {
                 let lease_ended = p.in_flight > 0 && now >= p.lease_until;
                 let free = p.in_flight < self.config.max_probes() && !lease_ended;
@@ -978,6 +1015,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
                     stale: 0,
                 },
                 noop_successes: 0,
+                resets: 0,
                 config,
                 policy,
                 history: HistoryBuf::new(),
@@ -1084,7 +1122,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
             let result = op();
             let outcome = classify(&result);
             if !self.machine.count_noop_success(outcome) {
-                let permit = Permit::from_raw_parts(generation, Instant::ZERO, State::Closed);
+                let permit = Permit::uncounted(generation, Instant::ZERO, State::Closed);
                 let _ = self.record(permit, outcome);
             }
             return result.map_err(CallError::Inner);
@@ -1201,11 +1239,38 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
         self.machine.counts()
     }
 
-    /// Adds counts kept outside the breaker, by a shared wrapper's lock-free
-    /// paths (successes it took without the lock, rejections it made
-    /// without the lock), each field saturating.
-    pub fn absorb_counts(&mut self, extra: Counts) {
-        self.machine.counts = self.machine.counts.saturating_add(extra);
+    /// Adds what a shared breaker's lock-free paths counted: each success
+    /// one call and one success, and the rejections.
+    pub(crate) fn add_lock_free_counts(&mut self, successes: u64, rejected: u64) {
+        let c = &mut self.machine.counts;
+        c.calls = c.calls.saturating_add(successes);
+        c.successes = c.successes.saturating_add(successes);
+        c.rejected = c.rejected.saturating_add(rejected);
+    }
+
+    /// How many times the breaker was reset (wrapping): counts kept outside
+    /// it under an older number were zeroed by a reset.
+    pub(crate) fn resets(&self) -> u32 {
+        self.machine.resets
+    }
+
+    /// When the breaker's answer will change by itself, with no call made:
+    /// the open deadline when open, the end of the probe lease when
+    /// half-open with probes in flight; `None` in every other state, which
+    /// only a call or a manual control changes. A device can sleep until
+    /// then; a waiting caller can retry then.
+    ///
+    /// ```
+    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Instant, Outcome};
+    ///
+    /// let mut breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    /// assert_eq!(breaker.poll_at(Instant::ZERO), None);
+    /// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
+    /// let _ = breaker.record_at(permit, Outcome::Failure, Instant::ZERO);
+    /// assert_eq!(breaker.poll_at(Instant::from_secs(1)), Some(Instant::from_secs(5)));
+    /// ```
+    pub fn poll_at(&self, now: Instant) -> Option<Instant> {
+        self.machine.poll_at(now)
     }
 
     /// A snapshot of everything, reading the clock once.

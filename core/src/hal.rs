@@ -34,7 +34,7 @@ use embedded_hal::spi::{self, SpiDevice};
 
 use crate::breaker::{Breaker, Outcome, Permit, Rejected};
 use crate::policy::TripPolicy;
-use crate::shared::SharedBreaker;
+use crate::shared::{SharedBreaker, Sharing};
 use crate::time::Clock;
 
 /// What a bus wrapper needs of a breaker: admit a transaction, report how
@@ -69,7 +69,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Gate for &mut Breaker<P, C, H> {
     }
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize> Gate for &SharedBreaker<P, C, H> {
+impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> Gate for &SharedBreaker<P, C, H, S> {
     fn admit(&mut self) -> Result<Permit, Rejected> {
         self.try_acquire().result
     }

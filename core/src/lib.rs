@@ -22,7 +22,10 @@ pub use config::{Backoff, Config, ConfigBuilder, ConfigError, HalfOpenVerdict, J
 pub use policy::{
     CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, WindowCounts,
 };
-pub use shared::SharedBreaker;
+pub use shared::{
+    AtomicCounters, CriticalSection, CriticalSectionLock, Lock, LockFreeCounters, LockFreeCounts,
+    LockFreeEvent, SharedBreaker, Sharing,
+};
 pub use time::{Clock, Duration, Instant, ManualClock, SharedTickClock, TickClock, TickExtender};
 pub use window::{CountWindow, Thresholds, TimeWindow};
 
@@ -63,6 +66,9 @@ fn all_public_types_implement_defmt_format() {
     format::<ReportStatus>();
     format::<RunCounts>();
     format::<SharedBreaker<ConsecutiveFailures, ()>>();
+    format::<CriticalSection>();
+    format::<LockFreeCounts>();
+    format::<LockFreeEvent>();
     format::<SharedTickClock<fn() -> u32>>();
     format::<State>();
     format::<TickClock<fn() -> u32>>();

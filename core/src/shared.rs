@@ -1,29 +1,303 @@
-//! The shared breaker: `&self` throughout, safe to use from interrupt
-//! handlers and several cores.
+//! The shared breaker: `&self` throughout, one implementation for every
+//! home. It is generic over how it shares itself ([`Sharing`]: its lock,
+//! its lock-free counters and what it tells of changes), the way `lock_api`
+//! keeps a lock's logic apart from the raw lock: the core's
+//! [`CriticalSection`] makes it safe from interrupt handlers; the std
+//! adapter gives it a mutex, per-thread counters, listeners and waiting.
 
 use core::fmt;
 
 use crate::breaker::{
-    Admission, Breaker, CallError, Counts, Metrics, Outcome, Permit, Report, ReportStatus,
+    Admission, Breaker, CallError, Metrics, Outcome, Permit, Report, ReportStatus,
 };
-use crate::breaker::{Phase, RejectReason, Rejected, State, Transition};
+use crate::breaker::{Counts, Phase, RejectReason, Rejected, State, Transition};
 use crate::config::Config;
 use crate::policy::{ConsecutiveFailures, TripPolicy};
-use crate::sync::{fence, increment, spin, take, AtomicU32, Lock, Ordering};
-use crate::time::{Clock, Instant};
+use crate::sync::{fence, spin, update, AtomicU32, Ordering};
+use crate::time::{Clock, Duration, Instant};
 
-/// Closed: admit without the lock.
+/// A lock around a value, as a [`SharedBreaker`] needs one: exclusive
+/// access for the length of a closure.
+///
+/// ```
+/// use breakerbox_core::{CriticalSectionLock, Lock};
+///
+/// let lock = CriticalSectionLock::new(1);
+/// assert_eq!(lock.with(|n| { *n += 1; *n }), Some(2));
+/// ```
+pub trait Lock<T> {
+    /// A lock holding `value`.
+    fn new(value: T) -> Self
+    where
+        Self: Sized;
+
+    /// Runs `f` with the value locked. `None`, without running `f`, if the
+    /// lock cannot be had without a deadlock (this same context holds it:
+    /// a policy calling back into its own breaker); never a panic.
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R>;
+}
+
+/// The core's lock: a critical section (the `critical-section` crate: on a
+/// single core, interrupts masked for a few hundred cycles), safe to take
+/// from interrupt handlers. Re-entering it from the same context gives
+/// `None`, not a panic.
+pub struct CriticalSectionLock<T> {
+    #[cfg(not(loom))]
+    inner: critical_section::Mutex<core::cell::RefCell<T>>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<T>,
+}
+
+impl<T> CriticalSectionLock<T> {
+    /// A lock holding `value`; `const`, so it can be in a `static`.
+    #[cfg(not(loom))]
+    pub const fn new(value: T) -> Self {
+        CriticalSectionLock {
+            inner: critical_section::Mutex::new(core::cell::RefCell::new(value)),
+        }
+    }
+
+    /// A lock holding `value`.
+    #[cfg(loom)]
+    pub fn new(value: T) -> Self {
+        CriticalSectionLock {
+            inner: loom::sync::Mutex::new(value),
+        }
+    }
+}
+
+impl<T> Lock<T> for CriticalSectionLock<T> {
+    fn new(value: T) -> Self {
+        CriticalSectionLock::new(value)
+    }
+
+    #[cfg(not(loom))]
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        critical_section::with(|cs| {
+            let mut value = self.inner.borrow(cs).try_borrow_mut().ok()?;
+            Some(f(&mut value))
+        })
+    }
+
+    #[cfg(loom)]
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        let mut value = self.inner.lock().ok()?;
+        Some(f(&mut value))
+    }
+}
+
+/// What a [`SharedBreaker`]'s lock-free paths count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LockFreeEvent {
+    /// A success that changed nothing but the counts: one call, one success.
+    Success,
+    /// A rejection of an open breaker before its deadline.
+    Rejection,
+}
+
+/// Lock-free counts read back from [`LockFreeCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LockFreeCounts {
+    /// Successes counted lock-free (each also one call).
+    pub successes: u64,
+    /// Rejections counted lock-free.
+    pub rejected: u64,
+}
+
+/// Where a [`SharedBreaker`] counts the events its lock-free paths handle.
+///
+/// Every count carries an *epoch*: the low 24 bits of the number of times
+/// the breaker was reset. A reset zeroes the counts by moving to the next
+/// epoch; a count made with an older epoch (a call that raced the reset)
+/// must never be read back under a newer one. That makes "counted, then
+/// zeroed" and "counted after the reset" one atomic question: a lock-free
+/// count cannot leak into the counts of a later reset.
+pub trait LockFreeCounters {
+    /// No counts, at epoch 0.
+    fn new() -> Self
+    where
+        Self: Sized;
+
+    /// Counts `event` under `epoch`. `false`, counting nothing, if it
+    /// cannot: the counter is full, or already holds a newer epoch. The
+    /// breaker then takes its lock, calls [`take`](Self::take) and asks
+    /// once more, and failing that counts the event under the lock.
+    fn add(&self, event: LockFreeEvent, epoch: u32) -> bool;
+
+    /// Everything counted under `epoch` (called with the breaker's lock
+    /// held; `epoch` is then the current one).
+    fn read(&self, epoch: u32) -> LockFreeCounts;
+
+    /// Moves everything counted under `epoch` out, leaving zero (called
+    /// with the lock held, after `add` said `false`). Counters that are
+    /// never full may return nothing and keep their counts.
+    fn take(&self, epoch: u32) -> LockFreeCounts;
+}
+
+/// How a [`SharedBreaker`] shares itself: the lock around its state
+/// machine, its lock-free counters, and what it tells its owner of changes.
+/// [`CriticalSection`] is the core's; the std adapter has its own.
+pub trait Sharing {
+    /// The lock around the state machine.
+    type Lock<T>: Lock<T>;
+    /// The lock-free paths' counters.
+    type Counters: LockFreeCounters;
+
+    /// Called with the lock held, once per transition, in the order the
+    /// breaker made them: keep it short (queue the transition, say).
+    fn transitioned(&self, transition: &Transition) {
+        let _ = transition;
+    }
+
+    /// Called after the lock is released, when a transition happened or a
+    /// probe slot was freed: a call that was refused may now be admitted.
+    fn changed(&self) {}
+}
+
+/// The core's [`Sharing`]: a critical section around the state machine and
+/// two atomic counters; usable from interrupt handlers and across cores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CriticalSection;
+
+impl Sharing for CriticalSection {
+    type Lock<T> = CriticalSectionLock<T>;
+    type Counters = AtomicCounters;
+}
+
+/// Two 32-bit atomic counters, each an 8-bit epoch tag and a 24-bit count:
+/// safe from any context, with only 32-bit atomics (an add is a
+/// compare-and-swap loop, or a critical section of a few instructions where
+/// the target has no compare-and-swap). Full every 16 million events, when
+/// the breaker moves them into its `u64` counts under the lock.
+pub struct AtomicCounters {
+    successes: AtomicU32,
+    rejected: AtomicU32,
+}
+
+const TAG_SHIFT: u32 = 24;
+const COUNT_MASK: u32 = (1 << TAG_SHIFT) - 1;
+
+impl AtomicCounters {
+    /// No counts; `const`, for a `static` breaker.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        AtomicCounters {
+            successes: AtomicU32::new(0),
+            rejected: AtomicU32::new(0),
+        }
+    }
+
+    /// No counts.
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        AtomicCounters {
+            successes: AtomicU32::new(0),
+            rejected: AtomicU32::new(0),
+        }
+    }
+
+    fn counter(&self, event: LockFreeEvent) -> &AtomicU32 {
+        match event {
+            LockFreeEvent::Success => &self.successes,
+            LockFreeEvent::Rejection => &self.rejected,
+        }
+    }
+}
+
+impl Default for AtomicCounters {
+    fn default() -> Self {
+        AtomicCounters::new()
+    }
+}
+
+/// The count a tagged word holds for `epoch`: zero if it holds another.
+fn count_for(word: u32, epoch: u32) -> u64 {
+    if word >> TAG_SHIFT == epoch & 0xff {
+        (word & COUNT_MASK) as u64
+    } else {
+        0
+    }
+}
+
+impl LockFreeCounters for AtomicCounters {
+    fn new() -> Self {
+        AtomicCounters::new()
+    }
+
+    fn add(&self, event: LockFreeEvent, epoch: u32) -> bool {
+        let tag = epoch & 0xff;
+        let mut counted = false;
+        let _ = update(self.counter(event), |word| {
+            let seen = word >> TAG_SHIFT;
+            counted = if seen == tag {
+                word & COUNT_MASK != COUNT_MASK
+            } else {
+                // Replace the counts of an older epoch (zeroed by a reset);
+                // never those of a newer one.
+                tag.wrapping_sub(seen) & 0xff < 0x80
+            };
+            match (counted, seen == tag) {
+                (false, _) => None,
+                (true, true) => Some(word + 1),
+                (true, false) => Some(tag << TAG_SHIFT | 1),
+            }
+        });
+        counted
+    }
+
+    fn read(&self, epoch: u32) -> LockFreeCounts {
+        LockFreeCounts {
+            successes: count_for(self.successes.load(Ordering::Relaxed), epoch),
+            rejected: count_for(self.rejected.load(Ordering::Relaxed), epoch),
+        }
+    }
+
+    fn take(&self, epoch: u32) -> LockFreeCounts {
+        let empty = (epoch & 0xff) << TAG_SHIFT;
+        LockFreeCounts {
+            successes: count_for(update(&self.successes, |_| Some(empty)), epoch),
+            rejected: count_for(update(&self.rejected, |_| Some(empty)), epoch),
+        }
+    }
+}
+
+// The published flags word: state bits below, the reset epoch above.
+/// Admit without the lock (closed, metrics-only or disabled).
 const ADMIT: u32 = 1;
-/// Closed, and a success would change nothing: count it without the lock.
+/// A success would change nothing but the counts: count it without the lock.
 const SUCCESS_IS_NOOP: u32 = 2;
 /// Open: the snapshot's deadline is valid; reject before it without the lock.
 const OPEN: u32 = 4;
-/// The lock-free counters are folded into the breaker's `u64`s past this.
-const FOLD_AT: u32 = 1 << 30;
+/// Disabled: every report of this generation changes nothing at all.
+const REPORTS_ARE_NOOP: u32 = 8;
+/// The admitting state, in two bits.
+const STATE_SHIFT: u32 = 4;
+const METRICS_ONLY: u32 = 1 << STATE_SHIFT;
+const DISABLED: u32 = 2 << STATE_SHIFT;
+const STATE_MASK: u32 = 3 << STATE_SHIFT;
+const EPOCH_SHIFT: u32 = 8;
 
-/// What the lock-free paths read: generation, flags and open deadline,
-/// published under the lock and read with a sequence lock, so 64-bit values
-/// need only 32-bit atomic loads (native even on a Cortex-M0).
+/// The lock-free admitting state the flags name.
+fn admitting_state(flags: u32) -> State {
+    match flags & STATE_MASK {
+        METRICS_ONLY => State::MetricsOnly,
+        DISABLED => State::Disabled,
+        _ => State::Closed,
+    }
+}
+
+/// The epoch of a breaker reset `resets` times: 24 bits, as published.
+fn epoch_of(resets: u32) -> u32 {
+    resets & ((1 << (32 - EPOCH_SHIFT)) - 1)
+}
+
+/// What the lock-free paths read: generation, flags (with the epoch) and
+/// open deadline, published under the lock and read with a sequence lock,
+/// so 64-bit values need only 32-bit atomic loads (native even on a
+/// Cortex-M0).
 struct Snapshot {
     seq: AtomicU32,
     generation: [AtomicU32; 2],
@@ -38,12 +312,31 @@ struct View {
     until: Instant,
 }
 
+impl View {
+    fn epoch(&self) -> u32 {
+        self.flags >> EPOCH_SHIFT
+    }
+}
+
 fn split(value: u64) -> (u32, u32) {
     (value as u32, (value >> 32) as u32)
 }
 
 fn join(lo: &AtomicU32, hi: &AtomicU32) -> u64 {
     lo.load(Ordering::Relaxed) as u64 | (hi.load(Ordering::Relaxed) as u64) << 32
+}
+
+macro_rules! new_snapshot {
+    () => {
+        Snapshot {
+            seq: AtomicU32::new(0),
+            generation: [AtomicU32::new(0), AtomicU32::new(0)],
+            // Closed at generation 0, epoch 0; the first success takes the
+            // lock and publishes whether successes are free.
+            flags: AtomicU32::new(ADMIT),
+            until: [AtomicU32::new(0), AtomicU32::new(0)],
+        }
+    };
 }
 
 impl Snapshot {
@@ -64,7 +357,7 @@ impl Snapshot {
 
     /// A consistent view. On one core a reader can never see a write half
     /// done (the writer masks interrupts); across cores it retries while a
-    /// write is under way.
+    /// write is under way, which lasts a handful of stores.
     #[inline]
     fn read(&self) -> View {
         loop {
@@ -86,21 +379,25 @@ impl Snapshot {
 }
 
 /// A circuit breaker shared by reference (`&self`): between a main loop and
-/// interrupt handlers, or between cores. The same state machine as
-/// [`Breaker`], behind a critical section, with lock-free fast paths:
+/// interrupt handlers, between cores, or (through the std adapter's
+/// `StdBreaker`) between threads. The same state machine as [`Breaker`],
+/// behind a lock, with lock-free fast paths:
 ///
-/// - **closed-state admission** reads a few atomic words and writes nothing:
-///   no lock, no critical section, even on a Cortex-M0;
-/// - a **success that changes nothing** (no failure run to reset) is counted
-///   with one atomic add;
-/// - an **open breaker rejects** before its deadline with one atomic add.
+/// - **admission** while closed, metrics-only or disabled reads a few
+///   atomic words and writes nothing: no lock, no critical section, even on
+///   a Cortex-M0;
+/// - a **success that changes nothing** but the counts (no failure run to
+///   reset), and any report while disabled, take no lock;
+/// - an **open breaker rejects** before its deadline without the lock.
 ///
-/// Everything else takes a short critical section (the `critical-section`
-/// crate: your HAL or `cortex-m`'s `critical-section-single-core` provides
-/// it) around the core [`Breaker`]. Only 32-bit atomic loads and stores are
-/// needed, which every target has; on targets without compare-and-swap
-/// (`thumbv6m`, `riscv32imc`) the two counters' adds take a critical section
-/// of a few instructions instead. There is nothing to enable.
+/// Everything else takes the lock around the core [`Breaker`], briefly. `S`
+/// says how ([`Sharing`]); the default, [`CriticalSection`], takes a
+/// critical section from the `critical-section` crate (your HAL or
+/// `cortex-m`'s `critical-section-single-core` provides it) and needs only
+/// 32-bit atomic loads and stores, which every target has.
+///
+/// A call through [`call`](Self::call) whose operation panics is recorded
+/// as a failure before the panic goes on.
 ///
 /// The one difference from [`Breaker`]: closed-state calls admitted on the
 /// lock-free path are counted in [`Counts::calls`] when they are reported.
@@ -124,119 +421,178 @@ impl Snapshot {
 /// }
 /// assert_eq!(BREAKER.state(), State::Open);
 /// ```
-pub struct SharedBreaker<P = ConsecutiveFailures, C = (), const H: usize = 4> {
+pub struct SharedBreaker<
+    P = ConsecutiveFailures,
+    C = (),
+    const H: usize = 4,
+    S: Sharing = CriticalSection,
+> {
     snapshot: Snapshot,
-    fast_successes: AtomicU32,
-    fast_rejections: AtomicU32,
+    counters: S::Counters,
+    /// Lock-free admission reads the clock (slow calls or a timed policy).
     admission_needs_time: bool,
-    machine: Lock<Breaker<P, (), H>>,
+    /// No open deadline lies further ahead of the clock than this.
+    longest_open: Duration,
+    machine: S::Lock<Breaker<P, (), H>>,
     clock: C,
+    sharing: S,
 }
 
-macro_rules! new_shared_breaker {
-    ($config:expr, $policy:expr, $clock:expr) => {
-        SharedBreaker {
-            snapshot: Snapshot {
-                seq: AtomicU32::new(0),
-                generation: [AtomicU32::new(0), AtomicU32::new(0)],
-                // Closed at generation 0; the first success takes the lock
-                // and publishes whether successes are free.
-                flags: AtomicU32::new(ADMIT),
-                until: [AtomicU32::new(0), AtomicU32::new(0)],
-            },
-            fast_successes: AtomicU32::new(0),
-            fast_rejections: AtomicU32::new(0),
-            admission_needs_time: P::NEEDS_TIME || $config.slow_call_threshold().is_some(),
-            machine: Lock::new(Breaker::new($config, $policy, ())),
-            clock: $clock,
-        }
-    };
-}
-
-impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
+impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H, CriticalSection> {
     /// A closed breaker; `const`, so it can be a `static`.
     #[cfg(not(loom))]
     pub const fn new(config: Config, policy: P, clock: C) -> Self {
-        new_shared_breaker!(config, policy, clock)
+        SharedBreaker {
+            snapshot: new_snapshot!(),
+            counters: AtomicCounters::new(),
+            admission_needs_time: P::NEEDS_TIME || config.slow_call_threshold().is_some(),
+            longest_open: config.backoff().max(),
+            machine: CriticalSectionLock::new(Breaker::new(config, policy, ())),
+            clock,
+            sharing: CriticalSection,
+        }
     }
 
     /// A closed breaker.
     #[cfg(loom)]
     pub fn new(config: Config, policy: P, clock: C) -> Self {
-        new_shared_breaker!(config, policy, clock)
+        Self::with_sharing(config, policy, clock, CriticalSection)
+    }
+}
+
+/// Records a failure if dropped: armed around an operation and forgotten
+/// after it, so it acts only if the operation panics.
+struct FailOnUnwind<'a, P: TripPolicy, C: Clock, const H: usize, S: Sharing> {
+    breaker: &'a SharedBreaker<P, C, H, S>,
+    permit: Option<Permit>,
+}
+
+impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> Drop for FailOnUnwind<'_, P, C, H, S> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            let _ = self.breaker.record(permit, Outcome::Failure);
+        }
+    }
+}
+
+impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H, S> {
+    /// A closed breaker shared as `sharing` says (the std adapter makes
+    /// its `StdBreaker` this way).
+    pub fn with_sharing(config: Config, policy: P, clock: C, sharing: S) -> Self {
+        SharedBreaker {
+            snapshot: new_snapshot!(),
+            counters: S::Counters::new(),
+            admission_needs_time: P::NEEDS_TIME || config.slow_call_threshold().is_some(),
+            longest_open: config.backoff().max(),
+            machine: S::Lock::new(Breaker::new(config, policy, ())),
+            clock,
+            sharing,
+        }
     }
 
-    /// Runs `f` on the state machine under the lock and publishes the result
-    /// to the lock-free paths. `None` only if `f`'s context re-entered the
-    /// lock (a policy calling back into its own breaker).
+    /// Runs `f` on the state machine under the lock, publishes the result
+    /// to the lock-free paths and tells the [`Sharing`] of any transition.
+    /// `None` only if the lock was re-entered.
     fn locked<R>(&self, f: impl FnOnce(&mut Breaker<P, (), H>) -> R) -> Option<R> {
-        self.machine.with(|m| {
+        let mut changed = false;
+        let result = self.machine.with(|m| {
+            let generation = m.generation();
+            let in_flight = probes_in_flight(m.phase());
             let result = f(m);
-            let (flags, until) = match m.phase() {
-                Phase::Closed => {
-                    let noop =
-                        m.policy().success_is_noop() && m.config().slow_call_threshold().is_none();
-                    (
-                        ADMIT | if noop { SUCCESS_IS_NOOP } else { 0 },
-                        Instant::ZERO,
-                    )
+            let transitions = m.generation().wrapping_sub(generation);
+            if transitions > 0 {
+                // Each transition is in the history; more than it keeps
+                // (only from `with_breaker`) and the oldest go untold.
+                let kept = m.history().count();
+                let skip = kept.saturating_sub(usize::try_from(transitions).unwrap_or(kept));
+                for t in m.history().skip(skip) {
+                    self.sharing.transitioned(t);
                 }
-                Phase::Open { until } => (OPEN, until),
-                _ => (0, Instant::ZERO),
-            };
-            self.snapshot.write(m.generation(), flags, until);
+                changed = true;
+            } else if probes_in_flight(m.phase()) < in_flight {
+                changed = true;
+            }
+            self.publish(m);
             result
-        })
+        });
+        if changed {
+            self.sharing.changed();
+        }
+        result
     }
 
-    /// Counts one lock-free event, folding the counter into the breaker's
-    /// `u64` counts long before it could wrap.
-    fn count_fast(&self, counter: &AtomicU32) {
-        if increment(counter) >= FOLD_AT {
-            let _ = self.locked(|m| m.absorb_counts(self.take_fast_counts()));
-        }
+    /// Mirrors the machine into the snapshot the lock-free paths read.
+    fn publish(&self, m: &Breaker<P, (), H>) {
+        let noop = if m.policy().success_is_noop() && m.config().slow_call_threshold().is_none() {
+            SUCCESS_IS_NOOP
+        } else {
+            0
+        };
+        let (flags, until) = match m.phase() {
+            Phase::Closed => (ADMIT | noop, Instant::ZERO),
+            Phase::MetricsOnly => (ADMIT | METRICS_ONLY | noop, Instant::ZERO),
+            Phase::Disabled => (ADMIT | DISABLED | REPORTS_ARE_NOOP, Instant::ZERO),
+            Phase::Open { until } => (OPEN, until),
+            Phase::HalfOpen(_) | Phase::ForcedOpen => (0, Instant::ZERO),
+        };
+        let epoch = epoch_of(m.resets()) << EPOCH_SHIFT;
+        self.snapshot.write(m.generation(), flags | epoch, until);
     }
 
-    /// Takes the lock-free counts out (with the lock held).
-    fn take_fast_counts(&self) -> Counts {
-        let successes = take(&self.fast_successes) as u64;
-        let rejected = take(&self.fast_rejections) as u64;
-        Counts {
-            calls: successes,
-            successes,
-            rejected,
-            ..Counts::default()
-        }
+    /// Counts `event` lock-free; `false` if it must be decided under the
+    /// lock instead.
+    #[inline]
+    fn count_lock_free(&self, event: LockFreeEvent, epoch: u32) -> bool {
+        self.counters.add(event, epoch) || self.count_after_taking(event, epoch)
+    }
+
+    /// The counter was full (or newer than `epoch`): move its counts into
+    /// the breaker's `u64`s under the lock, then ask once more.
+    #[cold]
+    fn count_after_taking(&self, event: LockFreeEvent, epoch: u32) -> bool {
+        let taken = self.locked(|m| {
+            let t = self.counters.take(epoch_of(m.resets()));
+            m.add_lock_free_counts(t.successes, t.rejected);
+        });
+        taken.is_some() && self.counters.add(event, epoch)
+    }
+
+    /// A permit for a call admitted by the published `view` (which admits),
+    /// writing nothing: the call is counted when it is reported.
+    #[inline]
+    fn admit_lock_free(&self, view: &View, now: impl FnOnce() -> Instant) -> Permit {
+        let state = admitting_state(view.flags);
+        let started = if self.admission_needs_time && state != State::Disabled {
+            now()
+        } else {
+            Instant::ZERO
+        };
+        Permit::uncounted(view.generation, started, state)
     }
 
     /// The lock-free rejection of an open `view` at `now`, if its deadline
-    /// has not come.
+    /// has not come (and is no further than the longest open duration:
+    /// the lock pulls back one a wild clock pushed out).
     #[inline]
-    fn reject_before_deadline(&self, view: &View, now: Instant) -> Option<Rejected> {
-        if now >= view.until {
+    fn reject_lock_free(&self, view: &View, now: Instant) -> Option<Rejected> {
+        let wait = view.until.saturating_duration_since(now);
+        if wait.is_zero()
+            || wait > self.longest_open
+            || !self.count_lock_free(LockFreeEvent::Rejection, view.epoch())
+        {
             return None;
         }
-        self.count_fast(&self.fast_rejections);
         Some(Rejected {
             reason: RejectReason::Open,
-            retry_after: Some(view.until.saturating_duration_since(now)),
+            retry_after: Some(wait),
         })
     }
 
     fn acquire(&self, mut now: impl FnMut() -> Instant) -> Admission {
         let view = self.snapshot.read();
         if view.flags & ADMIT != 0 {
-            let started = if self.admission_needs_time {
-                now()
-            } else {
-                Instant::ZERO
-            };
             return Admission {
-                result: Ok(Permit::from_raw_parts(
-                    view.generation,
-                    started,
-                    State::Closed,
-                )),
+                result: Ok(self.admit_lock_free(&view, &mut now)),
                 transition: None,
             };
         }
@@ -244,25 +600,35 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         if view.flags & OPEN != 0 {
             let t = now();
             known = Some(t);
-            if let Some(rejected) = self.reject_before_deadline(&view, t) {
+            if let Some(rejected) = self.reject_lock_free(&view, t) {
                 return Admission {
                     result: Err(rejected),
                     transition: None,
                 };
             }
         }
-        let refused = Admission {
+        self.acquire_locked(known.unwrap_or_else(now))
+    }
+
+    #[inline(never)]
+    fn acquire_locked(&self, now: Instant) -> Admission {
+        self.locked(|m| m.try_acquire_at(now))
+            .unwrap_or_else(|| self.refused_reentrant())
+    }
+
+    /// The answer to an acquire that re-entered the lock: refused, counted
+    /// as a rejection.
+    fn refused_reentrant(&self) -> Admission {
+        let _ = self
+            .counters
+            .add(LockFreeEvent::Rejection, self.snapshot.read().epoch());
+        Admission {
             result: Err(Rejected {
                 reason: RejectReason::HalfOpenFull,
                 retry_after: None,
             }),
             transition: None,
-        };
-        self.locked(|m| m.try_acquire_at(known.unwrap_or_else(&mut now)))
-            .unwrap_or_else(|| {
-                self.count_fast(&self.fast_rejections);
-                refused
-            })
+        }
     }
 
     /// Asks to make a call now.
@@ -276,19 +642,37 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         self.acquire(|| now)
     }
 
+    /// Whether a report of `permit` as `outcome` changes nothing but the
+    /// lock-free counts, and has been counted there.
+    #[inline]
+    fn record_lock_free(&self, permit: &Permit, outcome: Outcome) -> bool {
+        // Only a permit the lock-free path minted: one admitted under the
+        // lock has been counted as a call already.
+        if permit.is_counted() {
+            return false;
+        }
+        let view = self.snapshot.read();
+        if view.flags & ADMIT == 0
+            || view.generation != permit.generation()
+            || admitting_state(view.flags) != permit.state()
+        {
+            return false;
+        }
+        if view.flags & REPORTS_ARE_NOOP != 0 {
+            return true;
+        }
+        outcome == Outcome::Success
+            && view.flags & SUCCESS_IS_NOOP != 0
+            && self.count_lock_free(LockFreeEvent::Success, view.epoch())
+    }
+
     #[inline]
     fn report(&self, permit: Permit, outcome: Outcome, now: impl FnOnce() -> Instant) -> Report {
-        // Only a permit the fast path minted: one admitted under the lock
-        // has been counted as a call already.
-        if outcome == Outcome::Success && permit.state() == State::Closed && !permit.is_counted() {
-            let view = self.snapshot.read();
-            if view.flags & SUCCESS_IS_NOOP != 0 && view.generation == permit.generation() {
-                self.count_fast(&self.fast_successes);
-                return Report {
-                    status: ReportStatus::Recorded,
-                    transition: None,
-                };
-            }
+        if self.record_lock_free(&permit, outcome) {
+            return Report {
+                status: ReportStatus::Recorded,
+                transition: None,
+            };
         }
         self.report_locked(permit, outcome, now)
     }
@@ -318,7 +702,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         self.report(permit, outcome, || now)
     }
 
-    /// Runs `op` through the breaker: `Ok` is a success, `Err` a failure.
+    /// Runs `op` through the breaker: `Ok` is a success, `Err` a failure, a
+    /// panic a failure (and the panic goes on).
     ///
     /// # Errors
     /// [`CallError::Rejected`] without running `op`, or [`CallError::Inner`].
@@ -331,7 +716,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
     }
 
     /// Runs `op` through the breaker, with `classify` deciding what its
-    /// result counts as.
+    /// result counts as; a panic in either is a failure.
     ///
     /// # Errors
     /// As [`call`](Self::call).
@@ -343,25 +728,16 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
     ) -> Result<T, CallError<E>> {
         let view = self.snapshot.read();
         if view.flags & ADMIT != 0 {
-            // The closed path inline, the permit in registers: moving
-            // `Admission` and `Report` through memory costs more than the
-            // breaker.
-            let started = if self.admission_needs_time {
-                self.clock.now()
-            } else {
-                Instant::ZERO
-            };
-            let result = op();
-            let outcome = classify(&result);
-            let permit = Permit::from_raw_parts(view.generation, started, State::Closed);
-            let _ = self.report(permit, outcome, || self.clock.now());
-            return result.map_err(CallError::Inner);
+            // Inline, the permit in registers: moving `Admission` and
+            // `Report` through memory costs more than the breaker.
+            let permit = self.admit_lock_free(&view, || self.clock.now());
+            return self.run(permit, op, classify);
         }
         let mut known = None;
         if view.flags & OPEN != 0 {
             // Rejected before the deadline inline too, reading the clock once.
             let now = self.clock.now();
-            if let Some(rejected) = self.reject_before_deadline(&view, now) {
+            if let Some(rejected) = self.reject_lock_free(&view, now) {
                 return Err(CallError::Rejected(rejected));
             }
             known = Some(now);
@@ -369,7 +745,27 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         self.call_locked(known, op, classify)
     }
 
-    /// `call_classified` in the other states, out of line, at `known` if
+    /// Runs `op` under `permit` and reports it; a panic reports a failure.
+    #[inline]
+    fn run<T, E>(
+        &self,
+        permit: Permit,
+        op: impl FnOnce() -> Result<T, E>,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+    ) -> Result<T, CallError<E>> {
+        let mut on_unwind = FailOnUnwind {
+            breaker: self,
+            permit: Some(permit),
+        };
+        let result = op();
+        let outcome = classify(&result);
+        if let Some(permit) = on_unwind.permit.take() {
+            let _ = self.record(permit, outcome);
+        }
+        result.map_err(CallError::Inner)
+    }
+
+    /// `call_classified` when the lock decides, out of line, at `known` if
     /// the clock has been read.
     #[inline(never)]
     fn call_locked<T, E>(
@@ -378,11 +774,12 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, CallError<E>> {
-        let admission = self.acquire(|| known.unwrap_or_else(|| self.clock.now()));
-        let permit = admission.result.map_err(CallError::Rejected)?;
-        let result = op();
-        let _ = self.record(permit, classify(&result));
-        result.map_err(CallError::Inner)
+        let now = known.unwrap_or_else(|| self.clock.now());
+        let permit = self
+            .acquire_locked(now)
+            .result
+            .map_err(CallError::Rejected)?;
+        self.run(permit, op, classify)
     }
 
     fn manual(
@@ -392,7 +789,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         self.locked(|m| f(m, self.clock.now())).flatten()
     }
 
-    /// Rejects every call until [`release`](Self::release).
+    /// Rejects every call until [`release`](Self::release); `None` if
+    /// already forced open.
     pub fn force_open(&self) -> Option<Transition> {
         self.manual(|m, now| m.force_open_at(now))
     }
@@ -412,23 +810,20 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         self.manual(|m, now| m.release_at(now))
     }
 
-    /// Back to closed from any state: empty policy, zeroed counts, a new
-    /// generation.
+    /// Back to closed from any state: empty policy, zeroed counts (the
+    /// lock-free ones too), a new generation. `None` only if called from
+    /// inside the breaker's own lock.
     pub fn reset(&self) -> Option<Transition> {
-        self.manual(|m, now| {
-            let _ = self.take_fast_counts();
-            Some(m.reset_at(now))
-        })
+        self.manual(|m, now| Some(m.reset_at(now)))
     }
 
     /// Runs `f` on the state machine under the lock: for the `*_at` forms of
-    /// the manual controls, or anything else [`Breaker`] offers.
-    /// `None` if called re-entrantly from inside the lock.
+    /// the manual controls, or anything else [`Breaker`] offers. Its counts
+    /// leave out what the lock-free paths counted (see
+    /// [`metrics`](Self::metrics) for all of them). `None` if called
+    /// re-entrantly from inside the lock.
     pub fn with_breaker<R>(&self, f: impl FnOnce(&mut Breaker<P, (), H>) -> R) -> Option<R> {
-        self.locked(|m| {
-            m.absorb_counts(self.take_fast_counts());
-            f(m)
-        })
+        self.locked(f)
     }
 
     /// The current state (`Closed` if asked re-entrantly from inside the
@@ -447,10 +842,21 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
         self.metrics_at(self.clock.now())
     }
 
-    /// A snapshot of everything at `now`.
+    /// A snapshot of everything at `now`, the lock-free counts included.
     pub fn metrics_at(&self, now: Instant) -> Metrics {
-        self.with_breaker(|m| m.metrics_at(now))
-            .unwrap_or_else(|| metrics_unavailable(now))
+        self.locked(|m| {
+            let mut metrics = m.metrics_at(now);
+            let extra = self.counters.read(epoch_of(m.resets()));
+            metrics.counts = with_lock_free(metrics.counts, extra);
+            metrics
+        })
+        .unwrap_or_else(|| metrics_unavailable(now))
+    }
+
+    /// When the breaker's answer will change by itself (see
+    /// [`Breaker::poll_at`]); `None` also if asked from inside its lock.
+    pub fn poll_at(&self, now: Instant) -> Option<Instant> {
+        self.locked(|m| m.poll_at(now)).flatten()
     }
 
     /// The latest transition, if any.
@@ -462,10 +868,35 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H> {
     pub fn config(&self) -> Config {
         self.locked(|m| *m.config()).unwrap_or_default()
     }
+}
 
+impl<P, C, const H: usize, S: Sharing> SharedBreaker<P, C, H, S> {
     /// The clock.
     pub fn clock(&self) -> &C {
         &self.clock
+    }
+
+    /// How the breaker is shared.
+    pub fn sharing(&self) -> &S {
+        &self.sharing
+    }
+}
+
+/// Probes in flight in `phase` (zero outside half-open).
+fn probes_in_flight(phase: Phase) -> u32 {
+    match phase {
+        Phase::HalfOpen(p) => p.in_flight,
+        _ => 0,
+    }
+}
+
+/// `counts` with the lock-free ones added, each saturating.
+fn with_lock_free(counts: Counts, extra: LockFreeCounts) -> Counts {
+    Counts {
+        calls: counts.calls.saturating_add(extra.successes),
+        successes: counts.successes.saturating_add(extra.successes),
+        rejected: counts.rejected.saturating_add(extra.rejected),
+        ..counts
     }
 }
 
@@ -478,32 +909,56 @@ fn metrics_unavailable(now: Instant) -> Metrics {
         counts: Counts::default(),
         failure_rate: None,
         slow_rate: None,
-        time_in_state: crate::time::Duration::ZERO,
+        time_in_state: Duration::ZERO,
         next_probe_at: Some(now),
         probes_in_flight: 0,
     }
 }
 
-impl<P, C, const H: usize> fmt::Debug for SharedBreaker<P, C, H> {
+/// The state the published flags show, as far as they tell it.
+fn published_state(flags: u32) -> &'static str {
+    if flags & ADMIT != 0 {
+        admitting_state(flags).as_str()
+    } else if flags & OPEN != 0 {
+        State::Open.as_str()
+    } else {
+        "half-open or forced-open"
+    }
+}
+
+impl<P, C, const H: usize, S: Sharing> fmt::Debug for SharedBreaker<P, C, H, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let view = self.snapshot.read();
         f.debug_struct("SharedBreaker")
+            .field("state", &published_state(view.flags))
             .field("generation", &view.generation)
-            .field("flags", &view.flags)
             .finish_non_exhaustive()
     }
 }
 
 #[cfg(feature = "defmt")]
-impl<P, C, const H: usize> defmt::Format for SharedBreaker<P, C, H> {
+impl<P, C, const H: usize, S: Sharing> defmt::Format for SharedBreaker<P, C, H, S> {
     fn format(&self, f: defmt::Formatter) {
         let view = self.snapshot.read();
         defmt::write!(
             f,
-            "SharedBreaker {{ generation: {}, flags: {} }}",
-            view.generation,
-            view.flags
+            "SharedBreaker {{ state: {}, generation: {} }}",
+            published_state(view.flags),
+            view.generation
         )
+    }
+}
+
+impl fmt::Debug for AtomicCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AtomicCounters").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for CriticalSectionLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CriticalSectionLock")
+            .finish_non_exhaustive()
     }
 }
 

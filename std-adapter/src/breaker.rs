@@ -1,40 +1,41 @@
-//! The thread-safe breaker: a lock-free closed path in front of the core's
-//! state machine behind a mutex.
+//! The thread-safe breaker: the core's [`SharedBreaker`] behind an `Arc`,
+//! shared the std way ([`StdSharing`]): a mutex, per-thread counters,
+//! listeners and waiting calls.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
 
 use breakerbox_core::{
-    Breaker, CallError, Clock, Config, ConsecutiveFailures, Counts, Instant, Metrics, Outcome,
-    Permit, RejectReason, Rejected, ReportStatus, State, Transition, TripPolicy,
+    CallError, Clock, Config, ConsecutiveFailures, Instant, Lock, Metrics, Outcome, Permit,
+    Rejected, ReportStatus, SharedBreaker, Sharing, State, Transition, TripPolicy,
 };
 
 use crate::clock::MonotonicClock;
+use crate::counters::ThreadCounters;
 use crate::observe::Observer;
 use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
-use crate::tally::{Count, Tally};
 
 /// A transition listener.
 pub type TransitionListener = Box<dyn Fn(&Transition) + Send + Sync>;
 /// A rejection listener.
 pub type RejectionListener = Box<dyn Fn(&Rejected) + Send + Sync>;
 
-// The published snapshot word: `generation << 3 | flags`.
-/// Closed: admit without the lock.
-const ADMIT: u64 = 1;
-/// Closed, and a success would change nothing: count it without the lock.
-const SUCCESS_IS_NOOP: u64 = 2;
-/// Open: `open_until` holds the deadline; reject before it without the lock.
-const OPEN: u64 = 4;
-const FLAG_BITS: u32 = 3;
+/// Transitions queued for the listeners at most; past it the oldest is
+/// dropped (and counted), so a burst of transitions never allocates.
+const QUEUED_TRANSITIONS: usize = 32;
 
-/// Runs its closure when dropped: armed around a call and forgotten after
-/// it, so it runs only if the call panics.
-struct OnUnwind<F: FnMut()>(F);
+/// The std mutex as the core's [`Lock`], carrying on past poisoning.
+pub(crate) struct StdLock<T>(Mutex<T>);
 
-impl<F: FnMut()> Drop for OnUnwind<F> {
-    fn drop(&mut self) {
-        (self.0)();
+impl<T> Lock<T> for StdLock<T> {
+    fn new(value: T) -> Self {
+        StdLock(Mutex::new(value))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        Some(f(&mut lock(&self.0)))
     }
 }
 
@@ -43,43 +44,129 @@ impl<F: FnMut()> Drop for OnUnwind<F> {
 struct Dispatch {
     queue: VecDeque<Transition>,
     draining: bool,
+    dropped: u64,
 }
 
-struct Shared<P, C, const H: usize> {
-    word: AtomicU64,
-    open_until: AtomicU64,
-    /// What the lock-free paths counted, per thread; merged into [`Metrics`].
-    /// A lock-free success is one call and one success: admission itself
-    /// writes nothing.
-    tally: Tally,
-    /// Closed-state admission reads the clock (slow calls or a timed policy).
-    admission_needs_time: bool,
-    machine: Mutex<Breaker<P, (), H>>,
-    clock: C,
-    observer: Observer,
-    on_transition: Vec<TransitionListener>,
-    on_rejection: Vec<RejectionListener>,
-    dispatch: Mutex<Dispatch>,
-    /// Bumped whenever a waiting call may now succeed.
+/// What waiting calls sleep on.
+struct Waiting {
+    /// Bumped whenever a refused call may now be admitted.
     changes: AtomicU64,
     waiters: AtomicUsize,
     wake: Mutex<()>,
     woken: Condvar,
 }
 
+/// How a [`StdBreaker`] shares its [`SharedBreaker`] between threads.
+pub(crate) struct StdSharing {
+    observer: Observer,
+    on_transition: Box<[TransitionListener]>,
+    on_rejection: Box<[RejectionListener]>,
+    /// Made at the first transition, if anything listens.
+    dispatch: OnceLock<Mutex<Dispatch>>,
+    waiting: Waiting,
+}
+
+impl Sharing for StdSharing {
+    type Lock<T> = StdLock<T>;
+    type Counters = ThreadCounters;
+
+    fn transitioned(&self, transition: &Transition) {
+        if self.on_transition.is_empty() && !Observer::ENABLED {
+            return;
+        }
+        let dispatch = self.dispatch.get_or_init(|| {
+            Mutex::new(Dispatch {
+                queue: VecDeque::with_capacity(QUEUED_TRANSITIONS),
+                draining: false,
+                dropped: 0,
+            })
+        });
+        let mut d = lock(dispatch);
+        if d.queue.len() == QUEUED_TRANSITIONS {
+            d.queue.pop_front();
+            d.dropped = d.dropped.saturating_add(1);
+        }
+        d.queue.push_back(*transition);
+    }
+
+    fn changed(&self) {
+        // Waiters first: nothing a listener does can keep them asleep.
+        self.wake_waiters();
+        self.drain();
+    }
+}
+
+impl StdSharing {
+    fn wake_waiters(&self) {
+        let w = &self.waiting;
+        w.changes.fetch_add(1, Ordering::SeqCst);
+        if w.waiters.load(Ordering::SeqCst) > 0 {
+            let _held = lock(&w.wake);
+            w.woken.notify_all();
+        }
+    }
+
+    /// Delivers the queued transitions, unless another thread is at it.
+    /// A panicking listener is caught (the panic hook has reported it):
+    /// the listeners after it still hear the transition, and delivery goes
+    /// on.
+    fn drain(&self) {
+        let Some(dispatch) = self.dispatch.get() else {
+            return;
+        };
+        {
+            let mut d = lock(dispatch);
+            if d.draining || d.queue.is_empty() {
+                return;
+            }
+            d.draining = true;
+        }
+        loop {
+            let next = {
+                let mut d = lock(dispatch);
+                let next = d.queue.pop_front();
+                if next.is_none() {
+                    d.draining = false;
+                }
+                next
+            };
+            let Some(t) = next else { return };
+            let _ = catch_unwind(AssertUnwindSafe(|| self.observer.transition(&t)));
+            for listener in self.on_transition.iter() {
+                let _ = catch_unwind(AssertUnwindSafe(|| listener(&t)));
+            }
+        }
+    }
+
+    /// Tells the rejection listeners, on the rejected thread; a panicking
+    /// one is caught as a transition listener is.
+    #[inline]
+    fn rejected(&self, r: Rejected) -> Rejected {
+        for listener in self.on_rejection.iter() {
+            let _ = catch_unwind(AssertUnwindSafe(|| listener(&r)));
+        }
+        r
+    }
+}
+
+type Front<P, C, const H: usize> = SharedBreaker<P, C, H, StdSharing>;
+
 /// A circuit breaker for blocking threads: `Send + Sync`, cheap to clone
-/// (clones share one breaker), with the core's exact semantics.
+/// (clones share one breaker), with the core's exact semantics. It is the
+/// core's [`SharedBreaker`] with a std mutex, per-thread counters,
+/// listeners and waiting calls.
 ///
-/// - Admission in the closed state takes no lock: one atomic load (plus the
-///   clock, if slow calls are tracked or the policy needs time).
+/// - Admission in the closed state (and metrics-only, and disabled) takes
+///   no lock: a few atomic loads (plus the clock, if slow calls are tracked
+///   or the policy needs time).
 /// - A success in the closed state that changes nothing (no failure run to
 ///   reset, a count window full of successes) takes no lock either and
-///   writes only a counter of the calling thread's own (a per-thread slot:
-///   no cache line shared with other threads); every other report takes the
-///   mutex around the core [`Breaker`], briefly. No lock is ever held while
-///   the protected operation or a listener runs.
+///   writes only a counter of the calling thread's own; so does any report
+///   while disabled. Every other report takes the mutex around the core
+///   [`Breaker`](breakerbox_core::Breaker), briefly. No lock is ever held
+///   while the protected operation or a listener runs.
 /// - An open breaker rejects without the lock until its deadline, reading
-///   the clock once and counting on the thread's own slot.
+///   the clock once and counting on the thread's own counter.
 ///
 /// ```
 /// use breakerbox_std::{CallError, Config, ConsecutiveFailures, StdBreaker};
@@ -96,7 +183,7 @@ struct Shared<P, C, const H: usize> {
 /// assert!(matches!(breaker.call(|| Ok::<_, ()>(())), Err(CallError::Rejected(_))));
 /// ```
 pub struct StdBreaker<P = ConsecutiveFailures, C = MonotonicClock, const H: usize = 4> {
-    shared: Arc<Shared<P, C, H>>,
+    shared: Arc<Front<P, C, H>>,
 }
 
 impl<P, C, const H: usize> Clone for StdBreaker<P, C, H> {
@@ -152,14 +239,17 @@ impl<P: TripPolicy, C: Clock, const H: usize> Builder<P, C, H> {
 
     /// Calls `listener` with every transition, in order, outside any lock.
     /// It may run on another thread than the one whose call caused the
-    /// transition, shortly after that call returned.
+    /// transition, shortly after that call returned. A listener that
+    /// panics is caught: the others still hear every transition. If
+    /// listeners fall 32 transitions behind, the oldest undelivered one is
+    /// dropped rather than queued without bound.
     pub fn on_transition(mut self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
         self.on_transition.push(Box::new(listener));
         self
     }
 
     /// Calls `listener` with every rejection, on the rejected thread,
-    /// outside any lock.
+    /// outside any lock (a panic in it is caught).
     pub fn on_rejection(mut self, listener: impl Fn(&Rejected) + Send + Sync + 'static) -> Self {
         self.on_rejection.push(Box::new(listener));
         self
@@ -167,30 +257,25 @@ impl<P: TripPolicy, C: Clock, const H: usize> Builder<P, C, H> {
 
     /// The breaker.
     pub fn build(self) -> StdBreaker<P, C, H> {
-        let admission_needs_time = P::NEEDS_TIME || self.config.slow_call_threshold().is_some();
-        let machine = Breaker::new(self.config, self.policy, ());
-        let shared = Shared {
-            word: AtomicU64::new(0),
-            open_until: AtomicU64::new(0),
-            tally: Tally::new(),
-            admission_needs_time,
-            machine: Mutex::new(machine),
-            clock: self.clock,
+        let sharing = StdSharing {
             observer: Observer::new(self.name),
-            on_transition: self.on_transition,
-            on_rejection: self.on_rejection,
-            dispatch: Mutex::new(Dispatch {
-                queue: VecDeque::with_capacity(16),
-                draining: false,
-            }),
-            changes: AtomicU64::new(0),
-            waiters: AtomicUsize::new(0),
-            wake: Mutex::new(()),
-            woken: Condvar::new(),
+            on_transition: self.on_transition.into_boxed_slice(),
+            on_rejection: self.on_rejection.into_boxed_slice(),
+            dispatch: OnceLock::new(),
+            waiting: Waiting {
+                changes: AtomicU64::new(0),
+                waiters: AtomicUsize::new(0),
+                wake: Mutex::new(()),
+                woken: Condvar::new(),
+            },
         };
-        shared.publish(&lock(&shared.machine));
         StdBreaker {
-            shared: Arc::new(shared),
+            shared: Arc::new(SharedBreaker::with_sharing(
+                self.config,
+                self.policy,
+                self.clock,
+                sharing,
+            )),
         }
     }
 }
@@ -214,178 +299,11 @@ impl<P: TripPolicy> StdBreaker<P> {
     }
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize> Shared<P, C, H> {
-    /// Mirrors the machine into the atomics the lock-free paths read.
-    /// Called with the machine locked, after every change.
-    fn publish(&self, m: &Breaker<P, (), H>) {
-        let flags = match m.phase() {
-            breakerbox_core::Phase::Closed => {
-                let noop =
-                    m.policy().success_is_noop() && m.config().slow_call_threshold().is_none();
-                ADMIT | if noop { SUCCESS_IS_NOOP } else { 0 }
-            }
-            breakerbox_core::Phase::Open { until } => {
-                self.open_until.store(until.as_micros(), Ordering::Relaxed);
-                OPEN
-            }
-            _ => 0,
-        };
-        self.word
-            .store(m.generation() << FLAG_BITS | flags, Ordering::Release);
-    }
-
-    /// Runs `f` on the locked machine, then hands any transition to the
-    /// listeners and wakes waiting calls, with no lock held.
-    fn with_machine<R>(
-        &self,
-        f: impl FnOnce(&mut Breaker<P, (), H>, Instant) -> (R, Option<Transition>),
-    ) -> R {
-        self.with_machine_at(None, f)
-    }
-
-    /// As [`with_machine`](Self::with_machine), at `known` if the caller has
-    /// already read the clock.
-    fn with_machine_at<R>(
-        &self,
-        known: Option<Instant>,
-        f: impl FnOnce(&mut Breaker<P, (), H>, Instant) -> (R, Option<Transition>),
-    ) -> R {
-        let (result, drain) = {
-            let mut m = lock(&self.machine);
-            let now = known.unwrap_or_else(|| self.clock.now());
-            let (result, transition) = f(&mut m, now);
-            self.publish(&m);
-            // Queue while still holding the machine lock, so listeners see
-            // transitions in the order the machine made them.
-            let drain = match transition {
-                Some(t) if self.observed() => {
-                    let mut d = lock(&self.dispatch);
-                    d.queue.push_back(t);
-                    !std::mem::replace(&mut d.draining, true)
-                }
-                _ => false,
-            };
-            (result, drain)
-        };
-        if drain {
-            self.drain();
-        }
-        self.wake_waiters();
-        result
-    }
-
-    /// Whether anything wants to hear of transitions.
-    fn observed(&self) -> bool {
-        !self.on_transition.is_empty() || Observer::ENABLED
-    }
-
-    fn drain(&self) {
-        /// Lets another thread drain if a listener panics.
-        struct Reset<'a>(&'a Mutex<Dispatch>);
-        impl Drop for Reset<'_> {
-            fn drop(&mut self) {
-                if std::thread::panicking() {
-                    lock(self.0).draining = false;
-                }
-            }
-        }
-        let _reset = Reset(&self.dispatch);
-        loop {
-            let next = {
-                let mut d = lock(&self.dispatch);
-                let next = d.queue.pop_front();
-                if next.is_none() {
-                    d.draining = false;
-                }
-                next
-            };
-            let Some(t) = next else { return };
-            self.observer.transition(&t);
-            for listener in &self.on_transition {
-                listener(&t);
-            }
-        }
-    }
-
-    #[inline]
-    fn rejected(&self, r: Rejected) -> Rejected {
-        for listener in &self.on_rejection {
-            listener(&r);
-        }
-        r
-    }
-
-    fn wake_waiters(&self) {
-        self.changes.fetch_add(1, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            let _held = lock(&self.wake);
-            self.woken.notify_all();
-        }
-    }
-
-    /// Generation and start of a call admitted by the published closed
-    /// `word`. Writes nothing: the call is counted when it is reported.
-    #[inline]
-    fn closed_admission(&self, word: u64) -> (u64, Instant) {
-        let started = if self.admission_needs_time {
-            self.clock.now()
-        } else {
-            Instant::ZERO
-        };
-        (word >> FLAG_BITS, started)
-    }
-
-    /// Rejects without the lock if the published `word` is open and its
-    /// deadline has not come. Otherwise the time, if it was read (so a
-    /// rejection reads the clock at most once), for the lock to decide.
-    #[inline]
-    fn reject_before_deadline(&self, word: u64) -> Result<Option<Instant>, Rejected> {
-        if word & OPEN == 0 {
-            return Ok(None);
-        }
-        let now = self.clock.now();
-        let until = Instant::from_micros(self.open_until.load(Ordering::Relaxed));
-        if now < until {
-            self.tally.add(Count::Rejection);
-            return Err(self.rejected(Rejected {
-                reason: RejectReason::Open,
-                retry_after: Some(until.saturating_duration_since(now)),
-            }));
-        }
-        Ok(Some(now))
-    }
-
-    /// A permit for a call admitted by the published closed `word`.
-    #[inline]
-    fn closed_permit(&self, word: u64) -> Permit {
-        let (generation, started) = self.closed_admission(word);
-        Permit::from_raw_parts(generation, started, State::Closed)
-    }
-
-    #[inline]
-    fn record(&self, permit: Permit, outcome: Outcome) -> ReportStatus {
-        // Only a permit the fast path minted: one admitted under the lock
-        // has been counted as a call already.
-        if outcome == Outcome::Success && permit.state() == State::Closed && !permit.is_counted() {
-            let word = self.word.load(Ordering::Acquire);
-            if word & SUCCESS_IS_NOOP != 0 && word >> FLAG_BITS == permit.generation() {
-                self.tally.add(Count::Success);
-                return ReportStatus::Recorded;
-            }
-        }
-        self.record_locked(permit, outcome)
-    }
-
-    #[inline(never)]
-    fn record_locked(&self, permit: Permit, outcome: Outcome) -> ReportStatus {
-        self.with_machine(|m, now| {
-            let report = m.record_at(permit, outcome, now);
-            (report.status, report.transition)
-        })
-    }
-}
-
 impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
+    fn sharing(&self) -> &StdSharing {
+        self.shared.sharing()
+    }
+
     /// Asks to make a call. The guard reports its outcome; dropped without
     /// one, it gives its slot back (or, during a panic, counts a failure).
     ///
@@ -393,25 +311,9 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
     /// [`Rejected`] when the breaker says no.
     #[inline]
     pub fn try_acquire(&self) -> Result<Guard<'_, P, C, H>, Rejected> {
-        let s = &*self.shared;
-        let word = s.word.load(Ordering::Acquire);
-        if word & ADMIT != 0 {
-            return Ok(Guard::new(self, s.closed_permit(word)));
-        }
-        let known = s.reject_before_deadline(word)?;
-        self.acquire_locked(known)
-    }
-
-    #[cold]
-    fn acquire_locked(&self, known: Option<Instant>) -> Result<Guard<'_, P, C, H>, Rejected> {
-        let s = &*self.shared;
-        let result = s.with_machine_at(known, |m, now| {
-            let admission = m.try_acquire_at(now);
-            (admission.result, admission.transition)
-        });
-        match result {
+        match self.shared.try_acquire().result {
             Ok(permit) => Ok(Guard::new(self, permit)),
-            Err(rejected) => Err(s.rejected(rejected)),
+            Err(rejected) => Err(self.sharing().rejected(rejected)),
         }
     }
 
@@ -452,48 +354,18 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, CallError<E>> {
-        // A panic in `op` or `classify` records a failure (and unwinds on).
-        let s = &*self.shared;
-        let word = s.word.load(Ordering::Acquire);
-        if word & ADMIT != 0 {
-            // The closed path, in registers: a `Guard` handed through memory
-            // costs more than the breaker. Permits are not `Clone`, so mint
-            // the one this call reports (or its failure, if it panics).
-            let (generation, started) = s.closed_admission(word);
-            let permit = || Permit::from_raw_parts(generation, started, State::Closed);
-            let on_panic = OnUnwind(|| {
-                let _ = s.record(permit(), Outcome::Failure);
-            });
-            let result = op();
-            let outcome = classify(&result);
-            core::mem::forget(on_panic);
-            s.record(permit(), outcome);
-            return result.map_err(CallError::Inner);
+        let result = self.shared.call_classified(op, classify);
+        if let Err(CallError::Rejected(rejected)) = &result {
+            self.sharing().rejected(*rejected);
         }
-        let known = s
-            .reject_before_deadline(word)
-            .map_err(CallError::Rejected)?;
-        self.call_locked(known, op, classify)
-    }
-
-    /// `call_classified` when the lock decides, out of line.
-    #[inline(never)]
-    fn call_locked<T, E>(
-        &self,
-        known: Option<Instant>,
-        op: impl FnOnce() -> Result<T, E>,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome,
-    ) -> Result<T, CallError<E>> {
-        let guard = self.acquire_locked(known).map_err(CallError::Rejected)?;
-        let result = op();
-        guard.record(classify(&result));
-        result.map_err(CallError::Inner)
+        result
     }
 
     /// Like [`call`](Self::call), but when the breaker rejects, waits up to
-    /// `timeout` for the moment a call can be admitted (the open deadline, a
-    /// probe slot freed, a release) instead of failing at once. It sleeps,
-    /// never spins, and wakes as soon as the breaker changes.
+    /// `timeout` for the moment a call can be admitted (the open deadline,
+    /// the end of a probe lease, a probe slot freed, a release) instead of
+    /// failing at once. It sleeps, never spins: it tries again only when
+    /// the breaker changed or one of those moments came.
     ///
     /// Waiting is in real time: use a real clock with it.
     ///
@@ -522,131 +394,130 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         &self,
         timeout: std::time::Duration,
     ) -> Result<Guard<'_, P, C, H>, Rejected> {
-        let s = &*self.shared;
+        let w = &self.sharing().waiting;
         let deadline = std::time::Instant::now().checked_add(timeout);
         loop {
-            let seen = s.changes.load(Ordering::SeqCst);
+            let seen = w.changes.load(Ordering::SeqCst);
             let rejected = match self.try_acquire() {
                 Ok(guard) => return Ok(guard),
                 Err(rejected) => rejected,
             };
             let now = std::time::Instant::now();
-            let left = match deadline {
+            let mut wait = match deadline {
                 Some(d) if d <= now => return Err(rejected),
                 Some(d) => d - now,
                 None => timeout,
             };
-            let wait = match rejected.retry_after {
-                Some(retry) => left.min(retry.to_core()),
-                None => left,
+            // The moment the answer changes by itself: the open deadline,
+            // or the end of the probe lease while half-open is full.
+            let at = self.shared.clock().now();
+            let until = match rejected.retry_after {
+                Some(retry) => Some(retry),
+                None => self
+                    .shared
+                    .poll_at(at)
+                    .map(|t| t.saturating_duration_since(at)),
             };
-            s.waiters.fetch_add(1, Ordering::SeqCst);
+            if let Some(until) = until {
+                wait = wait.min(until.to_core());
+            }
+            w.waiters.fetch_add(1, Ordering::SeqCst);
             {
-                let held = lock(&s.wake);
-                if s.changes.load(Ordering::SeqCst) == seen {
-                    let _ = s.woken.wait_timeout(held, wait);
+                let held = lock(&w.wake);
+                if w.changes.load(Ordering::SeqCst) == seen {
+                    let _ = w.woken.wait_timeout(held, wait);
                 }
             }
-            s.waiters.fetch_sub(1, Ordering::SeqCst);
+            w.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
     /// Rejects every call until [`release`](Self::release).
     pub fn force_open(&self) -> Option<Transition> {
-        self.manual(|m, now| m.force_open_at(now))
+        self.shared.force_open()
     }
 
     /// Permits every call and records nothing until [`release`](Self::release).
     pub fn disable(&self) -> Option<Transition> {
-        self.manual(|m, now| m.disable_at(now))
+        self.shared.disable()
     }
 
     /// Permits and records every call, never trips, until [`release`](Self::release).
     pub fn metrics_only(&self) -> Option<Transition> {
-        self.manual(|m, now| m.metrics_only_at(now))
+        self.shared.metrics_only()
     }
 
     /// Back to closed from a manual state.
     pub fn release(&self) -> Option<Transition> {
-        self.manual(|m, now| m.release_at(now))
+        self.shared.release()
     }
 
     /// Back to closed from any state: empty policy, zeroed counts, a new
     /// generation.
     pub fn reset(&self) -> Transition {
-        let s = &*self.shared;
-        s.with_machine(|m, now| {
-            let t = m.reset_at(now);
-            s.tally.reset();
-            (t, Some(t))
-        })
-    }
-
-    fn manual(
-        &self,
-        f: impl FnOnce(&mut Breaker<P, (), H>, Instant) -> Option<Transition>,
-    ) -> Option<Transition> {
-        self.shared.with_machine(|m, now| {
-            let t = f(m, now);
-            (t, t)
-        })
+        self.shared
+            .reset()
+            .expect("the std lock is never refused: it blocks")
     }
 
     /// The current state (transitions happen lazily, in calls).
     pub fn state(&self) -> State {
-        lock(&self.shared.machine).state()
+        self.shared.state()
+    }
+
+    /// When the breaker's answer will change by itself (see
+    /// [`Breaker::poll_at`](breakerbox_core::Breaker::poll_at)), on its clock.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.shared.poll_at(self.shared.clock().now())
     }
 
     /// A snapshot: the core's metrics with the lock-free paths' counts
     /// folded in.
     pub fn metrics(&self) -> Metrics {
-        let s = &*self.shared;
-        let m = lock(&s.machine);
-        let mut metrics = m.metrics_at(s.clock.now());
-        // Read under the lock, as `reset` moves the tally's baseline.
-        let tallied = s.tally.read();
-        let fast = Counts {
-            calls: tallied.successes,
-            successes: tallied.successes,
-            rejected: tallied.rejected,
-            ..Counts::default()
-        };
-        metrics.counts = metrics.counts.saturating_add(fast);
-        metrics
+        self.shared.metrics()
     }
 
     /// The last `H` transitions, oldest first.
     pub fn history(&self) -> Vec<Transition> {
-        lock(&self.shared.machine).history().copied().collect()
+        self.shared
+            .with_breaker(|m| m.history().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Transitions the listeners never heard because they fell more than
+    /// 32 behind (zero unless a listener is far slower than the breaker).
+    pub fn dropped_transitions(&self) -> u64 {
+        self.sharing().dispatch.get().map_or(0, |d| lock(d).dropped)
     }
 
     /// The breaker's name.
     pub fn name(&self) -> &str {
-        self.shared.observer.name()
+        self.sharing().observer.name()
     }
 
     /// The configuration.
     pub fn config(&self) -> Config {
-        *lock(&self.shared.machine).config()
+        self.shared.config()
     }
 
     /// The clock.
     pub fn clock(&self) -> &C {
-        &self.shared.clock
+        self.shared.clock()
     }
 
     /// Publishes state and counts through the `metrics` facade as gauges and
     /// absolute counters labelled with the breaker's name.
     #[cfg(feature = "metrics")]
     pub fn export_metrics(&self) {
-        self.shared.observer.export(&self.metrics());
+        self.sharing().observer.export(&self.metrics());
     }
 }
 
 impl<P, C, const H: usize> fmt::Debug for StdBreaker<P, C, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StdBreaker")
-            .field("name", &self.shared.observer.name())
+            .field("name", &self.shared.sharing().observer.name())
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }
@@ -692,7 +563,7 @@ impl<'a, P: TripPolicy, C: Clock, const H: usize> Guard<'a, P, C, H> {
     #[inline]
     pub fn record(mut self, outcome: Outcome) -> ReportStatus {
         match self.permit.take() {
-            Some(permit) => self.breaker.shared.record(permit, outcome),
+            Some(permit) => self.breaker.shared.record(permit, outcome).status,
             None => ReportStatus::Stale,
         }
     }

@@ -4,10 +4,10 @@
 
 mod breaker;
 mod clock;
+mod counters;
 mod observe;
 mod registry;
 mod sync;
-mod tally;
 
 pub use breaker::{Builder, Guard, RejectionListener, StdBreaker, TransitionListener};
 pub use breakerbox_core::*;

@@ -37,20 +37,17 @@ impl<P: TripPolicy, C: Clock, const H: usize> Registry<P, C, H> {
         }
     }
 
-    /// The breaker called `name`, made now if it is the first ask.
+    /// The breaker called `name`, made now if it is the first ask. The
+    /// factory runs with no lock held, so it may be slow or use the
+    /// registry itself; if two threads make the same name at once, both
+    /// get the breaker that was stored first.
     pub fn get(&self, name: &str) -> StdBreaker<P, C, H> {
-        {
-            let breakers = self.breakers.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(b) = breakers.get(name) {
-                return b.clone();
-            }
+        if let Some(b) = self.existing(name) {
+            return b;
         }
+        let made = (self.make)(name);
         let mut breakers = self.breakers.write().unwrap_or_else(|p| p.into_inner());
-        // Another thread may have made it between the two locks.
-        breakers
-            .entry(name.to_owned())
-            .or_insert_with(|| (self.make)(name))
-            .clone()
+        breakers.entry(name.to_owned()).or_insert(made).clone()
     }
 
     /// The breaker called `name`, if it was made.

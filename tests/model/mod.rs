@@ -344,7 +344,25 @@ impl Model {
         Ok(())
     }
 
+    /// The contract for clocks that jump: no open deadline lies further
+    /// ahead of `now` than the longest open duration, no lease further than
+    /// one lease.
+    fn bound_deadlines(&mut self, now: u64) {
+        let longest = self.settings.backoff.max;
+        let lease = self.settings.lease;
+        match &mut self.phase {
+            Phase::Open { until } => *until = (*until).min(now.saturating_add(longest)),
+            Phase::HalfOpen {
+                in_flight,
+                lease_until,
+                ..
+            } if *in_flight > 0 => *lease_until = (*lease_until).min(now.saturating_add(lease)),
+            _ => {}
+        }
+    }
+
     pub fn acquire(&mut self, now: u64) -> (Admit, Option<ModelPermit>, Option<Change>) {
+        self.bound_deadlines(now);
         let admitted = |m: &Model, state: State, counted_at_report: bool| {
             Some(ModelPermit {
                 generation: m.generation,
@@ -356,7 +374,7 @@ impl Model {
         match self.phase {
             Phase::Closed | Phase::MetricsOnly => {
                 let state = self.phase.state();
-                let deferred = self.shared && state == State::Closed;
+                let deferred = self.shared;
                 if !deferred {
                     self.counts.calls += 1;
                 }
@@ -452,6 +470,9 @@ impl Model {
     pub fn record(&mut self, permit: ModelPermit, outcome: u8, now: u64) -> (bool, Option<Change>) {
         if permit.counted_at_report {
             self.counts.calls += 1;
+        }
+        if matches!(self.phase, Phase::HalfOpen { .. }) {
+            self.bound_deadlines(now);
         }
         if let Phase::HalfOpen {
             in_flight,
@@ -604,7 +625,7 @@ impl Model {
 
     pub fn next_probe_at(&self, now: u64) -> Option<u64> {
         match self.phase {
-            Phase::Open { until } => Some(until),
+            Phase::Open { until } => Some(until.min(now.saturating_add(self.settings.backoff.max))),
             Phase::HalfOpen {
                 in_flight,
                 lease_until,

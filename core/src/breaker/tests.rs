@@ -575,11 +575,13 @@ fn backwards_clock_delays_but_never_trips_or_closes() {
     let _ = run(&mut b, Outcome::Success, secs(3));
     assert_eq!(b.state(), State::Closed);
     trip(&mut b, 2, secs(100));
-    // The clock steps back: the probe is delayed, the rejection says how long.
+    // The clock steps back: the probe is delayed, but never by more than
+    // one open duration from the new reading, and the rejection says so.
     let r = b.try_acquire_at(secs(50)).result.unwrap_err();
-    assert_eq!(r.retry_after, Some(Duration::from_secs(55)));
+    assert_eq!(r.retry_after, Some(Duration::from_secs(5)));
     assert_eq!(b.state(), State::Open);
-    let probe = b.try_acquire_at(secs(105)).result.unwrap();
+    assert!(b.try_acquire_at(secs(54)).result.is_err());
+    let probe = b.try_acquire_at(secs(55)).result.unwrap();
     // Back again inside half-open: the lease does not end early.
     assert!(b.try_acquire_at(secs(1)).transition.is_none());
     assert_eq!(b.state(), State::HalfOpen);
@@ -606,6 +608,44 @@ fn clock_at_max_never_panics_and_never_closes() {
     }
     let m = b.metrics_at(Instant::MAX);
     assert!(m.counts.calls > 0);
+}
+
+#[test]
+fn one_clock_reading_of_instant_max_cannot_keep_the_breaker_open() {
+    let mut b = breaker(1, Config::DEFAULT);
+    trip(&mut b, 1, Instant::MAX);
+    assert_eq!(until(&b), Instant::MAX);
+    // The clock reads right again: at most one open duration (5 s) to wait.
+    let r = b.try_acquire_at(secs(10)).result.unwrap_err();
+    assert_eq!(r.retry_after, Some(Duration::from_secs(5)));
+    assert_eq!(b.poll_at(secs(10)), Some(secs(15)));
+    let probe = b.try_acquire_at(secs(15)).result.expect("a probe, 5 s on");
+    let _ = b.record_at(probe, Outcome::Success, secs(15));
+    assert_eq!(b.state(), State::Closed);
+
+    // A probe leased at `Instant::MAX` holds its slot one lease at most.
+    trip(&mut b, 1, secs(20));
+    let probe = b.try_acquire_at(Instant::MAX).result.unwrap();
+    let lease = Config::DEFAULT.probe_lease();
+    let end = secs(30).saturating_add(lease);
+    let busy = b.try_acquire_at(secs(30)).result.unwrap_err();
+    assert_eq!(busy.reason, RejectReason::HalfOpenFull);
+    assert_eq!(
+        b.poll_at(secs(30)),
+        Some(end),
+        "one lease from the first right reading"
+    );
+    let r = b.try_acquire_at(end).result.unwrap_err();
+    assert_eq!(
+        r.retry_after,
+        Some(Duration::from_secs(5)),
+        "lease over: open again"
+    );
+    assert!(b.record_at(probe, Outcome::Success, end).is_stale());
+    assert!(b
+        .try_acquire_at(end.saturating_add(Duration::from_secs(5)))
+        .result
+        .is_ok());
 }
 
 #[test]

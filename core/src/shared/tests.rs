@@ -256,15 +256,19 @@ fn run_shared(b: &SharedBreaker, outcome: Outcome) -> Report {
 }
 
 #[test]
-fn fast_counters_fold_before_they_wrap() {
+fn full_lock_free_counters_move_into_the_breaker() {
     let b: SharedBreaker =
         SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
     let _ = run_shared(&b, Outcome::Success);
-    b.fast_successes.store(FOLD_AT, Ordering::Relaxed);
+    b.counters.successes.store(COUNT_MASK, Ordering::Relaxed); // full, epoch 0
     let _ = run_shared(&b, Outcome::Success);
-    assert_eq!(b.fast_successes.load(Ordering::Relaxed), 0, "folded");
+    assert_eq!(
+        b.counters.successes.load(Ordering::Relaxed),
+        1,
+        "taken into the breaker, then counted afresh"
+    );
     let m = b.metrics_at(secs(0));
-    assert_eq!(m.counts.successes, FOLD_AT as u64 + 2);
+    assert_eq!(m.counts.successes, COUNT_MASK as u64 + 2);
 }
 
 #[test]
@@ -370,15 +374,15 @@ fn thin_manual_controls_and_accessors() {
 }
 
 #[test]
-fn fast_counts_wait_for_the_fold_threshold() {
+fn lock_free_counts_stay_lock_free_until_full() {
     let b: SharedBreaker =
         SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
     let _ = run_shared(&b, Outcome::Success);
     let _ = run_shared(&b, Outcome::Success);
     assert_eq!(
-        b.fast_successes.load(Ordering::Relaxed),
+        b.counters.read(0).successes,
         1,
-        "counted lock-free, not folded yet"
+        "counted lock-free, not moved into the breaker yet"
     );
 }
 

@@ -1,0 +1,417 @@
+//! What the lock-free paths count (successes that change nothing, open
+//! rejections), kept per thread so that counting writes no memory another
+//! thread writes.
+//!
+//! Each live thread that counts holds a small process-wide index, the
+//! lowest free one, until it exits. A breaker has a slot per index, made
+//! the first time a thread with that index counts on it, in buckets of
+//! 1, 2, 4, … 32 slots: a breaker no thread counted on holds no slot at
+//! all. A thread is the only writer of its slot in every breaker, so
+//! counting is a plain load and store, no read-modify-write and no cache
+//! line bouncing between cores. When a thread exits, its index, and the
+//! counts in its slots, pass to the next thread that needs one. Threads
+//! past the last index count under a mutex.
+//!
+//! Each slot carries the epoch its counts belong to (see
+//! [`LockFreeCounters`]): readers skip a slot of another epoch, so a count
+//! that raced a reset is zeroed with the rest.
+
+use std::sync::OnceLock;
+
+use breakerbox_core::{LockFreeCounters, LockFreeCounts, LockFreeEvent};
+
+use crate::sync::{lock, AtomicU32, AtomicU64, Mutex, Ordering};
+
+/// One thread's counters, alone on their cache line(s).
+#[derive(Default)]
+#[repr(align(128))]
+struct Slot {
+    epoch: AtomicU32,
+    successes: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// Whether epoch `a` comes after `b` (24-bit epochs, compared as a
+/// wrapping sequence).
+fn is_after(a: u32, b: u32) -> bool {
+    let ahead = a.wrapping_sub(b) & 0x00ff_ffff;
+    ahead != 0 && ahead < 0x0080_0000
+}
+
+impl Slot {
+    /// Counts `event` under `epoch`. Called only by the slot's owner.
+    #[inline]
+    fn add(&self, event: LockFreeEvent, epoch: u32) -> bool {
+        let counter = match event {
+            LockFreeEvent::Success => &self.successes,
+            LockFreeEvent::Rejection => &self.rejected,
+        };
+        let seen = self.epoch.load(Ordering::Relaxed);
+        if seen == epoch {
+            // This thread is the slot's only writer: no read-modify-write.
+            // Wrapping: one increment per call cannot reach 2^64 (585
+            // years at a call a nanosecond).
+            let n = counter.load(Ordering::Relaxed).wrapping_add(1);
+            counter.store(n, Ordering::Relaxed);
+            return true;
+        }
+        self.restart(counter, epoch, seen)
+    }
+
+    /// The first count of a newer epoch: the old counts were zeroed by a
+    /// reset. The counts are written before the epoch (release), so a
+    /// reader that sees the epoch sees them.
+    #[cold]
+    fn restart(&self, counter: &AtomicU64, epoch: u32, seen: u32) -> bool {
+        if !is_after(epoch, seen) {
+            // The slot already counts a newer epoch (it passed from an
+            // exited thread): this count raced a reset and was zeroed.
+            return false;
+        }
+        self.successes.store(0, Ordering::Relaxed);
+        self.rejected.store(0, Ordering::Relaxed);
+        counter.store(1, Ordering::Relaxed);
+        self.epoch.store(epoch, Ordering::Release);
+        true
+    }
+
+    fn read(&self, epoch: u32) -> LockFreeCounts {
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return LockFreeCounts::default();
+        }
+        LockFreeCounts {
+            successes: self.successes.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Counts of the threads past the last index, under a mutex.
+#[derive(Default)]
+struct Overflow {
+    epoch: u32,
+    counts: LockFreeCounts,
+}
+
+/// A breaker's lock-free counts, per thread.
+pub(crate) struct ThreadCounters {
+    /// Bucket `b` holds the slots of indices `2^b - 1 .. 2^(b+1) - 1`.
+    buckets: [OnceLock<Box<[Slot]>>; index::BUCKETS],
+    overflow: Mutex<Overflow>,
+}
+
+impl ThreadCounters {
+    /// This thread's slot, made now if this is its first count here.
+    #[inline]
+    fn slot(&self) -> Option<&Slot> {
+        let (bucket, offset) = index::current()?;
+        let slots = match self.buckets[bucket].get() {
+            Some(slots) => slots,
+            None => self.make_bucket(bucket),
+        };
+        slots.get(offset)
+    }
+
+    #[cold]
+    fn make_bucket(&self, bucket: usize) -> &[Slot] {
+        self.buckets[bucket].get_or_init(|| (0..1 << bucket).map(|_| Slot::default()).collect())
+    }
+
+    #[cold]
+    fn add_without_slot(&self, event: LockFreeEvent, epoch: u32) -> bool {
+        if index::claim() {
+            return self.add(event, epoch);
+        }
+        let mut overflow = lock(&self.overflow);
+        if overflow.epoch != epoch {
+            if !is_after(epoch, overflow.epoch) {
+                return false;
+            }
+            *overflow = Overflow {
+                epoch,
+                counts: LockFreeCounts::default(),
+            };
+        }
+        let c = &mut overflow.counts;
+        match event {
+            LockFreeEvent::Success => c.successes = c.successes.saturating_add(1),
+            LockFreeEvent::Rejection => c.rejected = c.rejected.saturating_add(1),
+        }
+        true
+    }
+
+    /// Bytes of slots made so far (for the size report).
+    #[allow(dead_code)]
+    pub(crate) fn slot_bytes(&self) -> usize {
+        let slots: usize = self
+            .buckets
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|b| b.len())
+            .sum();
+        slots * std::mem::size_of::<Slot>()
+    }
+}
+
+impl LockFreeCounters for ThreadCounters {
+    fn new() -> Self {
+        ThreadCounters {
+            buckets: Default::default(),
+            overflow: Mutex::new(Overflow::default()),
+        }
+    }
+
+    #[inline]
+    fn add(&self, event: LockFreeEvent, epoch: u32) -> bool {
+        match self.slot() {
+            Some(slot) => slot.add(event, epoch),
+            None => self.add_without_slot(event, epoch),
+        }
+    }
+
+    fn read(&self, epoch: u32) -> LockFreeCounts {
+        let overflow = lock(&self.overflow);
+        let mut sum = if overflow.epoch == epoch {
+            overflow.counts
+        } else {
+            LockFreeCounts::default()
+        };
+        let slots = self
+            .buckets
+            .iter()
+            .filter_map(OnceLock::get)
+            .flat_map(|b| b.iter());
+        for slot in slots {
+            let s = slot.read(epoch);
+            sum.successes = sum.successes.saturating_add(s.successes);
+            sum.rejected = sum.rejected.saturating_add(s.rejected);
+        }
+        sum
+    }
+
+    /// Never needed: a slot's `u64`s cannot fill.
+    fn take(&self, _epoch: u32) -> LockFreeCounts {
+        LockFreeCounts::default()
+    }
+}
+
+/// The process-wide thread indices.
+mod index {
+    use std::cell::Cell;
+
+    use crate::sync::{AtomicU64, Ordering};
+
+    /// Buckets of slots: 1 + 2 + … + 32 = 63 indices.
+    pub(crate) const BUCKETS: usize = 6;
+    const INDICES: u32 = (1 << BUCKETS) - 1;
+
+    /// Past every index: none held.
+    const NONE: u32 = u32::MAX;
+
+    #[cfg(not(loom))]
+    /// Bit `i` set: index `i` is free.
+    static FREE: AtomicU64 = AtomicU64::new((1 << INDICES) - 1);
+
+    #[cfg(loom)]
+    loom::lazy_static! {
+        static ref FREE: AtomicU64 = AtomicU64::new((1 << INDICES) - 1);
+    }
+
+    struct Held(Cell<Option<u32>>);
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            // Under loom every execution starts with all indices free, and
+            // its thread-locals are dropped after its atomics are gone.
+            #[cfg(not(loom))]
+            if let Some(i) = self.0.take() {
+                // Later destructors of this thread count on the overflow.
+                let _ = CURRENT.try_with(|c| c.set(NONE));
+                // Release: the next holder sees every count made under it.
+                FREE.fetch_or(1 << i, Ordering::Release);
+            }
+        }
+    }
+
+    #[cfg(not(loom))]
+    thread_local! {
+        // No destructor, so it is readable even while the thread exits.
+        static CURRENT: Cell<u32> = const { Cell::new(NONE) };
+        // Gives the index back when the thread exits.
+        static HELD: Held = const { Held(Cell::new(None)) };
+    }
+
+    #[cfg(loom)]
+    loom::thread_local! {
+        static CURRENT: Cell<u32> = Cell::new(NONE);
+        static HELD: Held = Held(Cell::new(None));
+    }
+
+    /// This thread's slot as (bucket, offset in it), if it holds an index.
+    #[inline]
+    pub(crate) fn current() -> Option<(usize, usize)> {
+        let i = CURRENT.with(Cell::get);
+        if i == NONE {
+            return None;
+        }
+        let bucket = (u32::BITS - 1 - (i + 1).leading_zeros()) as usize;
+        Some((bucket, (i + 1) as usize - (1 << bucket)))
+    }
+
+    /// Takes the lowest free index for this thread; `false` if it has one
+    /// already, none is free, or the thread is exiting.
+    pub(crate) fn claim() -> bool {
+        if CURRENT.with(Cell::get) != NONE {
+            return false;
+        }
+        let mut free = FREE.load(Ordering::Relaxed);
+        let i = loop {
+            if free == 0 {
+                return false;
+            }
+            let i = free.trailing_zeros();
+            // Acquire: see every count the index's last holder made.
+            match FREE.compare_exchange_weak(
+                free,
+                free & !(1 << i),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break i,
+                Err(now) => free = now,
+            }
+        };
+        if HELD.try_with(|held| held.0.set(Some(i))).is_err() {
+            FREE.fetch_or(1 << i, Ordering::Release);
+            return false;
+        }
+        CURRENT.with(|c| c.set(i));
+        true
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+
+    use super::*;
+
+    const CALLS: u64 = if cfg!(miri) { 200 } else { 10_000 };
+
+    /// Thread indices are process-wide: one test at a time holds them.
+    fn alone() -> MutexGuard<'static, ()> {
+        static ALONE: Mutex<()> = Mutex::new(());
+        ALONE.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn overflowed(c: &ThreadCounters) -> u64 {
+        lock(&c.overflow).counts.successes
+    }
+
+    #[test]
+    fn each_thread_counts_on_its_own_slot_and_nothing_is_lost() {
+        let _alone = alone();
+        let counters = ThreadCounters::new();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..CALLS {
+                        assert!(counters.add(LockFreeEvent::Success, 0));
+                    }
+                    assert!(counters.add(LockFreeEvent::Rejection, 0));
+                });
+            }
+        });
+        let expected = LockFreeCounts {
+            successes: 4 * CALLS,
+            rejected: 4,
+        };
+        assert_eq!(counters.read(0), expected);
+        assert_eq!(overflowed(&counters), 0, "each had a slot");
+    }
+
+    #[test]
+    fn no_slot_is_made_until_a_thread_counts_and_then_only_its_bucket() {
+        let _alone = alone();
+        let counters = ThreadCounters::new();
+        assert_eq!(counters.slot_bytes(), 0);
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(counters.add(LockFreeEvent::Success, 0)));
+        });
+        // The lowest free index, 0, is alone in bucket 0.
+        assert_eq!(counters.slot_bytes(), 128);
+    }
+
+    #[test]
+    fn indices_pass_from_exited_threads_to_new_ones_and_extra_threads_overflow() {
+        let _alone = alone();
+        let counters = Arc::new(ThreadCounters::new());
+        let indices = (1usize << index::BUCKETS) - 1;
+        // Three times as many short-lived threads as indices, one after
+        // another: each takes over the index, and the counts, one left.
+        for _ in 0..indices * 3 {
+            let c = counters.clone();
+            std::thread::spawn(move || assert!(c.add(LockFreeEvent::Success, 0)))
+                .join()
+                .unwrap();
+        }
+        assert_eq!(counters.read(0).successes, indices as u64 * 3);
+        assert_eq!(overflowed(&counters), 0, "no thread overflowed");
+        // More live threads than indices: the extra ones overflow, nothing is lost.
+        let barrier = Barrier::new(indices + 4);
+        std::thread::scope(|s| {
+            for _ in 0..indices + 4 {
+                s.spawn(|| {
+                    assert!(counters.add(LockFreeEvent::Success, 0));
+                    barrier.wait();
+                    assert!(counters.add(LockFreeEvent::Success, 0));
+                });
+            }
+        });
+        assert_eq!(
+            counters.read(0).successes,
+            indices as u64 * 3 + 2 * (indices as u64 + 4)
+        );
+        assert!(overflowed(&counters) >= 2 * 4);
+    }
+
+    #[test]
+    fn one_thread_counts_on_many_breakers() {
+        let _alone = alone();
+        let all: Vec<ThreadCounters> = (0..40).map(|_| ThreadCounters::new()).collect();
+        for round in 1..=3 {
+            for c in &all {
+                assert!(c.add(LockFreeEvent::Success, 0));
+            }
+            for c in &all {
+                assert_eq!(c.read(0).successes, round);
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_epoch_starts_from_zero_and_an_old_one_is_never_read_back() {
+        let _alone = alone();
+        let counters = ThreadCounters::new();
+        assert!(counters.add(LockFreeEvent::Success, 0));
+        assert!(counters.add(LockFreeEvent::Rejection, 0));
+        // A reset moved the breaker to epoch 1: epoch 0's counts are gone.
+        assert_eq!(counters.read(1), LockFreeCounts::default());
+        // A late count of epoch 0 (it raced the reset) stays out of epoch 1.
+        assert!(counters.add(LockFreeEvent::Success, 0));
+        assert_eq!(counters.read(1), LockFreeCounts::default());
+        assert!(counters.add(LockFreeEvent::Success, 1));
+        assert_eq!(
+            counters.read(1),
+            LockFreeCounts {
+                successes: 1,
+                rejected: 0
+            }
+        );
+        // Once the slot counts epoch 1, a late epoch-0 count is refused.
+        assert!(!counters.add(LockFreeEvent::Success, 0));
+        // Epochs wrap at 24 bits.
+        assert!(is_after(0, 0x00ff_ffff));
+        assert!(!is_after(0x00ff_ffff, 0));
+    }
+}
