@@ -1,9 +1,12 @@
-//! Prints the `size_of` tables of the README (generated, never typed by hand).
+//! Prints the `size_of` tables of the README (generated, never typed by hand),
+//! with the heap a `StdBreaker` takes, measured by a counting allocator.
 //!
 //! `cargo run --example sizes` prints them; `cargo run --example sizes -- --update-readme`
 //! rewrites the README's tables in place. A test checks the README is current.
 
 use core::mem::size_of;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use breakerbox::{
     Admission, Breaker, Config, ConsecutiveFailures, CountWindow, Counts, Guard, ManualClock,
@@ -11,8 +14,59 @@ use breakerbox::{
     StdBreaker, TimeWindow, Transition,
 };
 
+/// Counts the bytes every allocation asks for.
+struct CountingHeap;
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size(), Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static HEAP: CountingHeap = CountingHeap;
+
+/// `f`'s result and the heap bytes allocated while it ran (on a thread
+/// alone in allocating: the rest of this program waits).
+fn allocated_by<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = ALLOCATED.load(Ordering::SeqCst);
+    let value = f();
+    (value, ALLOCATED.load(Ordering::SeqCst) - before)
+}
+
+/// Heap bytes of a default `StdBreaker`: when built, and what one thread's
+/// first lock-free count on it adds.
+pub fn std_breaker_heap() -> (usize, usize) {
+    let policy = || ConsecutiveFailures::new(5).unwrap();
+    let (breaker, built) = allocated_by(|| StdBreaker::new(Config::DEFAULT, policy()));
+    let first_count = std::thread::scope(|s| {
+        s.spawn(|| {
+            // This thread's index and its exit hook are set up once for all
+            // breakers: take them on another breaker first.
+            let other = StdBreaker::new(Config::DEFAULT, policy());
+            let _ = other.call(|| Ok::<_, ()>(()));
+            let _ = other.call(|| Ok::<_, ()>(()));
+            let ok = || Ok::<_, ()>(());
+            // The first success publishes that successes are free, under
+            // the lock; the second is counted lock-free.
+            allocated_by(|| (breaker.call(ok), breaker.call(ok))).1
+        })
+        .join()
+        .unwrap()
+    });
+    (built, first_count)
+}
+
 /// The README's table, in Markdown, for the machine this runs on.
 pub fn table() -> String {
+    let (heap_built, heap_first_count) = std_breaker_heap();
     type Consecutive<const H: usize> = Breaker<ConsecutiveFailures, (), H>;
     let history_entry = size_of::<Transition>();
     let whole = size_of::<Consecutive<1>>() - history_entry;
@@ -77,7 +131,7 @@ pub fn table() -> String {
         (
             "`SharedBreaker<ConsecutiveFailures>`".into(),
             size_of::<SharedBreaker<ConsecutiveFailures>>(),
-            "a `Breaker` plus its lock-free snapshot and two counters",
+            "a `Breaker` plus its lock-free snapshot and two tagged counters",
         ),
         (
             "`SharedBreaker<CountWindow<100>>`".into(),
@@ -87,9 +141,19 @@ pub fn table() -> String {
         (
             "`StdBreaker<ConsecutiveFailures>`".into(),
             size_of::<StdBreaker<ConsecutiveFailures>>(),
-            "a handle; the shared state is on the heap: a `Breaker`, its \
-             mutex and listeners, and one 128-byte counter slot per thread \
-             index (4 per CPU, 8 to 64)",
+            "a handle to the shared state on the heap",
+        ),
+        (
+            "— on the heap, built".into(),
+            heap_built,
+            "its `SharedBreaker` (a `Breaker`, the snapshot, a mutex) and name; \
+             listeners, waiting and counters are made when first used",
+        ),
+        (
+            "— on the heap, a thread's first lock-free count".into(),
+            heap_first_count,
+            "the counter table (once) and the thread's bucket of 128-byte \
+             slots (buckets of 1, 2, 4 … 32 thread indices)",
         ),
         (
             "`Guard` of a `StdBreaker`".into(),

@@ -56,14 +56,22 @@ struct Waiting {
     woken: Condvar,
 }
 
-/// How a [`StdBreaker`] shares its [`SharedBreaker`] between threads.
-pub(crate) struct StdSharing {
-    observer: Observer,
+/// The listeners of one breaker.
+struct Listeners {
     on_transition: Box<[TransitionListener]>,
     on_rejection: Box<[RejectionListener]>,
+}
+
+/// How a [`StdBreaker`] shares its [`SharedBreaker`] between threads. Each
+/// part is made when first needed, so a breaker nobody listens to, waits
+/// on or counts on from many threads stays small.
+pub(crate) struct StdSharing {
+    observer: Observer,
+    listeners: Option<Box<Listeners>>,
     /// Made at the first transition, if anything listens.
-    dispatch: OnceLock<Mutex<Dispatch>>,
-    waiting: Waiting,
+    dispatch: OnceLock<Box<Mutex<Dispatch>>>,
+    /// Made by the first waiting call.
+    waiting: OnceLock<Box<Waiting>>,
 }
 
 impl Sharing for StdSharing {
@@ -71,15 +79,15 @@ impl Sharing for StdSharing {
     type Counters = ThreadCounters;
 
     fn transitioned(&self, transition: &Transition) {
-        if self.on_transition.is_empty() && !Observer::ENABLED {
+        if self.transition_listeners().is_empty() && !Observer::ENABLED {
             return;
         }
         let dispatch = self.dispatch.get_or_init(|| {
-            Mutex::new(Dispatch {
+            Box::new(Mutex::new(Dispatch {
                 queue: VecDeque::with_capacity(QUEUED_TRANSITIONS),
                 draining: false,
                 dropped: 0,
-            })
+            }))
         });
         let mut d = lock(dispatch);
         if d.queue.len() == QUEUED_TRANSITIONS {
@@ -97,8 +105,25 @@ impl Sharing for StdSharing {
 }
 
 impl StdSharing {
+    fn transition_listeners(&self) -> &[TransitionListener] {
+        self.listeners.as_ref().map_or(&[], |l| &l.on_transition)
+    }
+
+    fn waiting(&self) -> &Waiting {
+        self.waiting.get_or_init(|| {
+            Box::new(Waiting {
+                changes: AtomicU64::new(0),
+                waiters: AtomicUsize::new(0),
+                wake: Mutex::new(()),
+                woken: Condvar::new(),
+            })
+        })
+    }
+
     fn wake_waiters(&self) {
-        let w = &self.waiting;
+        let Some(w) = self.waiting.get() else {
+            return; // nobody ever waited
+        };
         w.changes.fetch_add(1, Ordering::SeqCst);
         if w.waiters.load(Ordering::SeqCst) > 0 {
             let _held = lock(&w.wake);
@@ -132,7 +157,7 @@ impl StdSharing {
             };
             let Some(t) = next else { return };
             let _ = catch_unwind(AssertUnwindSafe(|| self.observer.transition(&t)));
-            for listener in self.on_transition.iter() {
+            for listener in self.transition_listeners() {
                 let _ = catch_unwind(AssertUnwindSafe(|| listener(&t)));
             }
         }
@@ -142,7 +167,8 @@ impl StdSharing {
     /// one is caught as a transition listener is.
     #[inline]
     fn rejected(&self, r: Rejected) -> Rejected {
-        for listener in self.on_rejection.iter() {
+        let listeners = self.listeners.as_ref().map_or(&[][..], |l| &l.on_rejection);
+        for listener in listeners {
             let _ = catch_unwind(AssertUnwindSafe(|| listener(&r)));
         }
         r
@@ -257,17 +283,18 @@ impl<P: TripPolicy, C: Clock, const H: usize> Builder<P, C, H> {
 
     /// The breaker.
     pub fn build(self) -> StdBreaker<P, C, H> {
+        let listeners =
+            (!self.on_transition.is_empty() || !self.on_rejection.is_empty()).then(|| {
+                Box::new(Listeners {
+                    on_transition: self.on_transition.into_boxed_slice(),
+                    on_rejection: self.on_rejection.into_boxed_slice(),
+                })
+            });
         let sharing = StdSharing {
             observer: Observer::new(self.name),
-            on_transition: self.on_transition.into_boxed_slice(),
-            on_rejection: self.on_rejection.into_boxed_slice(),
+            listeners,
             dispatch: OnceLock::new(),
-            waiting: Waiting {
-                changes: AtomicU64::new(0),
-                waiters: AtomicUsize::new(0),
-                wake: Mutex::new(()),
-                woken: Condvar::new(),
-            },
+            waiting: OnceLock::new(),
         };
         StdBreaker {
             shared: Arc::new(SharedBreaker::with_sharing(
@@ -394,7 +421,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         &self,
         timeout: std::time::Duration,
     ) -> Result<Guard<'_, P, C, H>, Rejected> {
-        let w = &self.sharing().waiting;
+        let w = self.sharing().waiting();
         let deadline = std::time::Instant::now().checked_add(timeout);
         loop {
             let seen = w.changes.load(Ordering::SeqCst);
