@@ -5,7 +5,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::OnceLock;
+
+use std::thread::{self, ThreadId};
 
 use breakerbox_core::{
     CallError, Clock, Config, ConsecutiveFailures, Instant, Lock, Metrics, Outcome, Permit,
@@ -15,16 +16,20 @@ use breakerbox_core::{
 use crate::clock::MonotonicClock;
 use crate::counters::ThreadCounters;
 use crate::observe::Observer;
-use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Condvar, Mutex, OnceLock, Ordering};
 
 /// A transition listener.
 pub type TransitionListener = Box<dyn Fn(&Transition) + Send + Sync>;
 /// A rejection listener.
 pub type RejectionListener = Box<dyn Fn(&Rejected) + Send + Sync>;
 
-/// Transitions queued for the listeners at most; past it the oldest is
-/// dropped (and counted), so a burst of transitions never allocates.
-const QUEUED_TRANSITIONS: usize = 32;
+/// Room for transitions waiting for the listeners, reserved once.
+const QUEUE_ROOM: usize = 64;
+/// Past this many waiting, a thread that made a transition waits for the
+/// listeners to catch up: so the queue stays within its room (unless more
+/// threads than that make transitions at the very same moment, when the
+/// oldest is dropped, and counted, rather than the queue grown).
+const QUEUE_BACKLOG: usize = 16;
 
 /// The std mutex as the core's [`Lock`], carrying on past poisoning.
 pub(crate) struct StdLock<T>(Mutex<T>);
@@ -43,8 +48,15 @@ impl<T> Lock<T> for StdLock<T> {
 /// thread at a time, with no lock held while a listener runs.
 struct Dispatch {
     queue: VecDeque<Transition>,
-    draining: bool,
+    /// The thread delivering, if any.
+    drainer: Option<ThreadId>,
     dropped: u64,
+}
+
+/// The queue and what threads held back by a backlog wait on.
+struct Delivery {
+    dispatch: Mutex<Dispatch>,
+    caught_up: Condvar,
 }
 
 /// What waiting calls sleep on.
@@ -69,7 +81,7 @@ pub(crate) struct StdSharing {
     observer: Observer,
     listeners: Option<Box<Listeners>>,
     /// Made at the first transition, if anything listens.
-    dispatch: OnceLock<Box<Mutex<Dispatch>>>,
+    delivery: OnceLock<Box<Delivery>>,
     /// Made by the first waiting call.
     waiting: OnceLock<Box<Waiting>>,
 }
@@ -82,15 +94,18 @@ impl Sharing for StdSharing {
         if self.transition_listeners().is_empty() && !Observer::ENABLED {
             return;
         }
-        let dispatch = self.dispatch.get_or_init(|| {
-            Box::new(Mutex::new(Dispatch {
-                queue: VecDeque::with_capacity(QUEUED_TRANSITIONS),
-                draining: false,
-                dropped: 0,
-            }))
+        let delivery = self.delivery.get_or_init(|| {
+            Box::new(Delivery {
+                dispatch: Mutex::new(Dispatch {
+                    queue: VecDeque::with_capacity(QUEUE_ROOM),
+                    drainer: None,
+                    dropped: 0,
+                }),
+                caught_up: Condvar::new(),
+            })
         });
-        let mut d = lock(dispatch);
-        if d.queue.len() == QUEUED_TRANSITIONS {
+        let mut d = lock(&delivery.dispatch);
+        if d.queue.len() == d.queue.capacity() {
             d.queue.pop_front();
             d.dropped = d.dropped.saturating_add(1);
         }
@@ -131,27 +146,44 @@ impl StdSharing {
         }
     }
 
-    /// Delivers the queued transitions, unless another thread is at it.
+    /// Delivers the queued transitions, unless another thread is at it;
+    /// then, if the listeners are far behind, waits for them to catch up.
     /// A panicking listener is caught (the panic hook has reported it):
     /// the listeners after it still hear the transition, and delivery goes
     /// on.
     fn drain(&self) {
-        let Some(dispatch) = self.dispatch.get() else {
+        let Some(delivery) = self.delivery.get() else {
             return;
         };
+        let me = thread::current().id();
         {
-            let mut d = lock(dispatch);
-            if d.draining || d.queue.is_empty() {
-                return;
+            let mut d = lock(&delivery.dispatch);
+            match d.drainer {
+                // A listener's own call made this transition: the loop
+                // below, further up this thread's stack, delivers it.
+                Some(drainer) if drainer == me => return,
+                Some(_) => {
+                    while d.drainer.is_some() && d.queue.len() > QUEUE_BACKLOG {
+                        d = delivery
+                            .caught_up
+                            .wait(d)
+                            .unwrap_or_else(|p| p.into_inner());
+                    }
+                    return;
+                }
+                None if d.queue.is_empty() => return,
+                None => d.drainer = Some(me),
             }
-            d.draining = true;
         }
         loop {
             let next = {
-                let mut d = lock(dispatch);
+                let mut d = lock(&delivery.dispatch);
                 let next = d.queue.pop_front();
                 if next.is_none() {
-                    d.draining = false;
+                    d.drainer = None;
+                }
+                if next.is_none() || d.queue.len() == QUEUE_BACKLOG {
+                    delivery.caught_up.notify_all();
                 }
                 next
             };
@@ -266,9 +298,10 @@ impl<P: TripPolicy, C: Clock, const H: usize> Builder<P, C, H> {
     /// Calls `listener` with every transition, in order, outside any lock.
     /// It may run on another thread than the one whose call caused the
     /// transition, shortly after that call returned. A listener that
-    /// panics is caught: the others still hear every transition. If
-    /// listeners fall 32 transitions behind, the oldest undelivered one is
-    /// dropped rather than queued without bound.
+    /// panics is caught: the others still hear every transition. A slow
+    /// listener holds back the callers that make transitions: once 16 wait
+    /// to be heard, a thread that made another waits until they are
+    /// delivered, so the queue never grows past the room it was given.
     pub fn on_transition(mut self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
         self.on_transition.push(Box::new(listener));
         self
@@ -293,7 +326,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Builder<P, C, H> {
         let sharing = StdSharing {
             observer: Observer::new(self.name),
             listeners,
-            dispatch: OnceLock::new(),
+            delivery: OnceLock::new(),
             waiting: OnceLock::new(),
         };
         StdBreaker {
@@ -511,10 +544,15 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
             .unwrap_or_default()
     }
 
-    /// Transitions the listeners never heard because they fell more than
-    /// 32 behind (zero unless a listener is far slower than the breaker).
+    /// Transitions the listeners never heard: only if more than 48 threads
+    /// made transitions at the same moment while a listener was behind
+    /// (the queue's room is 64; the oldest is dropped rather than the
+    /// queue grown).
     pub fn dropped_transitions(&self) -> u64 {
-        self.sharing().dispatch.get().map_or(0, |d| lock(d).dropped)
+        self.sharing()
+            .delivery
+            .get()
+            .map_or(0, |d| lock(&d.dispatch).dropped)
     }
 
     /// The breaker's name.

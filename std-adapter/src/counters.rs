@@ -16,11 +16,9 @@
 //! [`LockFreeCounters`]): readers skip a slot of another epoch, so a count
 //! that raced a reset is zeroed with the rest.
 
-use std::sync::OnceLock;
-
 use breakerbox_core::{LockFreeCounters, LockFreeCounts, LockFreeEvent};
 
-use crate::sync::{lock, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, AtomicU32, AtomicU64, Mutex, OnceLock, Ordering};
 
 /// One thread's counters, alone on their cache line(s).
 #[derive(Default)]

@@ -1,7 +1,10 @@
-//! loom model checks of the lock-free paths: every interleaving of the
-//! threads below is explored. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p breakerbox-std --test loom --release`.
+//! loom model checks of `StdBreaker`'s lock-free paths with its real
+//! per-thread counters: every interleaving of the threads below is
+//! explored (each test also checks that loom explored more than one). Run
+//! with `RUSTFLAGS="--cfg loom" cargo test -p breakerbox-std --test loom --release`.
 #![cfg(loom)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use breakerbox_std::{
     Config, ConsecutiveFailures, Duration, Outcome, RejectReason, ReportStatus, SharedManualClock,
@@ -9,73 +12,147 @@ use breakerbox_std::{
 };
 use loom::thread;
 
-fn breaker(
-    threshold: u32,
-    config: Config,
-) -> (
-    StdBreaker<ConsecutiveFailures, SharedManualClock>,
-    SharedManualClock,
-) {
+type Breaker = StdBreaker<ConsecutiveFailures, SharedManualClock>;
+
+fn breaker(threshold: u32) -> (Breaker, SharedManualClock) {
     let clock = SharedManualClock::new();
-    let b = StdBreaker::builder(config, ConsecutiveFailures::new(threshold).unwrap())
-        .clock(clock.clone())
-        .build();
+    let b = StdBreaker::builder(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(threshold).unwrap(),
+    )
+    .clock(clock.clone())
+    .build();
     (b, clock)
 }
 
+loom::lazy_static! {
+    static ref GATE: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
+}
+
+/// The first step of each racing thread: a write both make, so that loom
+/// tries their steps in every order (a thread whose first steps are loads
+/// can leave loom exploring one interleaving, tokio-rs/loom#392).
+fn go() {
+    GATE.fetch_add(1, loom::sync::atomic::Ordering::SeqCst);
+}
+
+/// Runs `f` under loom and checks that more than one interleaving was
+/// explored.
+fn explore(f: impl Fn() + Sync + Send + 'static) {
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    loom::model(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        f();
+    });
+    let runs = runs.load(Ordering::SeqCst);
+    assert!(runs > 1, "loom explored {runs} interleaving");
+}
+
+/// Publishes "successes are free" with one success of generation 0.
+fn with_free_successes(b: &Breaker) {
+    assert!(b.call(|| Ok::<_, ()>(())).is_ok());
+}
+
 /// A lock-free success races a failure that trips the breaker: whatever the
-/// order, the breaker ends open and both reports are accounted for once.
+/// order, both reports are accounted for once, and the failure trips it.
 #[test]
-fn fast_success_races_a_tripping_failure() {
-    loom::model(|| {
-        let (b, _clock) = breaker(1, Config::DEFAULT);
+fn lock_free_success_races_a_trip() {
+    explore(|| {
+        let (b, _clock) = breaker(1);
+        with_free_successes(&b);
         let other = b.clone();
-        let succeeding = thread::spawn(move || match other.try_acquire() {
-            Ok(guard) => Some(guard.record(Outcome::Success)),
-            Err(_) => None,
+        let succeeding = thread::spawn(move || {
+            go();
+            match other.try_acquire() {
+                Ok(guard) => Some(guard.record(Outcome::Success)),
+                Err(_) => None,
+            }
         });
+        go();
         let failed = b.try_acquire().map(|g| g.record(Outcome::Failure));
         let succeeded = succeeding.join().unwrap();
         let m = b.metrics();
-        let admitted = failed.is_ok() as u64 + succeeded.is_some() as u64;
+        let admitted = 1 + failed.is_ok() as u64 + succeeded.is_some() as u64;
         assert_eq!(m.counts.calls, admitted);
-        let stale = [failed.ok(), succeeded]
-            .iter()
-            .flatten()
-            .filter(|s| **s == ReportStatus::Stale)
-            .count();
         assert_eq!(
             m.counts.successes + m.counts.failures + m.counts.stale,
             admitted
         );
-        assert_eq!(m.counts.stale, stale as u64);
         if failed == Ok(ReportStatus::Recorded) {
             assert_eq!(m.state, State::Open);
         }
     });
 }
 
-/// Two threads race for the single probe slot of half-open: exactly one
-/// gets it, the other is told the slot is taken.
+/// A lock-free success races a reset: counted before it (and zeroed with
+/// the rest) or reported after it (stale); never a success of the new
+/// generation.
 #[test]
-fn one_probe_slot_goes_to_exactly_one_thread() {
-    loom::model(|| {
-        let (b, clock) = breaker(1, Config::DEFAULT);
-        let _ = b.call(|| Err::<(), _>(()));
+fn lock_free_success_races_a_reset() {
+    explore(|| {
+        let (b, _clock) = breaker(3);
+        with_free_successes(&b);
+        let guard = b.try_acquire().unwrap();
+        let other = b.clone();
+        let resetting = thread::spawn(move || {
+            go();
+            other.reset()
+        });
+        go();
+        let status = guard.record(Outcome::Success);
+        let reset = resetting.join().unwrap();
+        let m = b.metrics();
+        assert_eq!(m.generation, reset.generation);
+        assert_eq!(m.counts.successes, 0, "an old call in the zeroed counts");
+        assert_eq!(m.counts.stale, (status == ReportStatus::Stale) as u64);
+    });
+}
+
+/// A lock-free rejection races a reset: counted before it (and zeroed), or
+/// the call comes after it and the closed breaker admits it.
+#[test]
+fn lock_free_rejection_races_a_reset() {
+    explore(|| {
+        let (b, _clock) = breaker(1);
+        let _ = b.call(|| Err::<(), _>(())); // open for 5 s
+        let other = b.clone();
+        let resetting = thread::spawn(move || {
+            go();
+            let _ = other.reset();
+        });
+        go();
+        let _ = b.try_acquire().map(|g| g.success());
+        resetting.join().unwrap();
+        let m = b.metrics();
+        assert_eq!(m.counts.rejected, 0, "a rejection in the zeroed counts");
+        assert_eq!(m.state, State::Closed);
+    });
+}
+
+/// A lock-free rejection races the acquire that ends the open state.
+#[test]
+fn lock_free_rejection_races_the_end_of_the_open_state() {
+    explore(|| {
+        let (b, clock) = breaker(1);
+        let _ = b.call(|| Err::<(), _>(())); // open until 5 s
         clock.advance(Duration::from_secs(5));
         let other = b.clone();
-        let t = thread::spawn(move || {
+        let probing = thread::spawn(move || {
+            go();
             other
                 .try_acquire()
                 .map(std::mem::forget)
                 .map_err(|r| r.reason)
         });
+        go();
         let mine = b.try_acquire().map(std::mem::forget).map_err(|r| r.reason);
-        let theirs = t.join().unwrap();
+        let theirs = probing.join().unwrap();
         let admitted = [mine, theirs].iter().filter(|r| r.is_ok()).count();
-        assert_eq!(admitted, 1);
+        assert_eq!(admitted, 1, "one probe");
         assert!([mine, theirs].contains(&Err(RejectReason::HalfOpenFull)));
-        assert_eq!(b.state(), State::HalfOpen);
+        let m = b.metrics();
+        assert_eq!((m.counts.rejected, m.state), (1, State::HalfOpen));
     });
 }
 
@@ -84,15 +161,67 @@ fn one_probe_slot_goes_to_exactly_one_thread() {
 /// run ends at most 1, so one more failure cannot trip a threshold of 3.
 #[test]
 fn success_after_a_failure_resets_the_run_under_the_lock() {
-    loom::model(|| {
-        let (b, _clock) = breaker(3, Config::DEFAULT);
+    explore(|| {
+        let (b, _clock) = breaker(3);
         let _ = b.call(|| Err::<(), _>(())); // a run of one failure
         let other = b.clone();
-        let t = thread::spawn(move || other.call(|| Ok::<_, ()>(())));
+        let t = thread::spawn(move || {
+            go();
+            other.call(|| Ok::<_, ()>(()))
+        });
+        go();
         let _ = b.call(|| Err::<(), _>(()));
         t.join().unwrap().ok();
         // Success then failure: run 1. Failure then success: run 0.
         let _ = b.call(|| Err::<(), _>(()));
         assert_eq!(b.state(), State::Closed);
+    });
+}
+
+/// Two threads count lock-free successes on their own slots while a third
+/// reads the metrics: every count lands once, none is torn.
+#[test]
+fn per_thread_counts_add_up() {
+    explore(|| {
+        let (b, _clock) = breaker(3);
+        with_free_successes(&b);
+        let other = b.clone();
+        let t = thread::spawn(move || {
+            go();
+            let _ = other.call(|| Ok::<_, ()>(()));
+        });
+        go();
+        let seen = b.metrics().counts.successes;
+        assert!((1..=2).contains(&seen), "{seen}");
+        t.join().unwrap();
+        let _ = b.call(|| Ok::<_, ()>(()));
+        let m = b.metrics();
+        assert_eq!((m.counts.calls, m.counts.successes), (3, 3));
+    });
+}
+
+/// Two calls race into half-open: one is the probe, whose success closes
+/// the breaker; the other is refused, or admitted under the lock as a
+/// closed call (counted then: its success must not count again lock-free),
+/// or admitted lock-free once the breaker closed.
+#[test]
+fn a_closed_permit_admitted_under_the_lock_is_counted_once() {
+    explore(|| {
+        let (b, clock) = breaker(1);
+        let _ = b.call(|| Err::<(), _>(())); // one call, open for 5 s
+        clock.advance(Duration::from_secs(5));
+        let other = b.clone();
+        let call = |b: &Breaker| b.try_acquire().map(|g| g.success()).is_ok();
+        let theirs = thread::spawn(move || {
+            go();
+            call(&other)
+        });
+        go();
+        let mine = call(&b);
+        let theirs = theirs.join().unwrap();
+        let m = b.metrics();
+        assert_eq!(m.state, State::Closed);
+        let admitted = mine as u64 + theirs as u64;
+        assert_eq!(m.counts.calls, 1 + admitted, "each call counted once");
     });
 }

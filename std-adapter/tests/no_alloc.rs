@@ -3,7 +3,7 @@
 #![cfg(not(loom))]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use breakerbox_std::{
@@ -97,4 +97,60 @@ fn no_allocation_per_call_after_construction() {
         transitions.load(Ordering::Relaxed) > 40,
         "listeners ran all along"
     );
+
+    // In the same test, as nothing else may allocate meanwhile.
+    a_burst_of_transitions_behind_a_slow_listener_allocates_nothing();
+}
+
+/// One thread's listener stalls while another thread makes 200
+/// transitions: they wait in a queue whose room was reserved, and the
+/// thread making them waits for the listener rather than grow it.
+fn a_burst_of_transitions_behind_a_slow_listener_allocates_nothing() {
+    let stall = Arc::new(AtomicBool::new(false));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let made = Arc::new(AtomicU64::new(0));
+    let heard = Arc::new(AtomicU64::new(0));
+    let (s, entered, m, h) = (stall.clone(), stalled.clone(), made.clone(), heard.clone());
+    let breaker = StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(3).unwrap())
+        .clock(SharedManualClock::new())
+        .on_transition(move |_| {
+            h.fetch_add(1, Ordering::SeqCst);
+            if s.swap(false, Ordering::SeqCst) {
+                entered.store(true, Ordering::SeqCst);
+                // A listener far slower than the breaker: it stalls until
+                // every transition is made, or 200 ms (the breaker makes the
+                // thread wait once 16 are queued).
+                let stalled_at = std::time::Instant::now();
+                while m.load(Ordering::SeqCst) < 100
+                    && stalled_at.elapsed() < std::time::Duration::from_millis(200)
+                {
+                    std::thread::yield_now();
+                }
+            }
+        })
+        .build();
+    breaker.force_open();
+    breaker.release(); // the queue is made at the first transition
+    stall.store(true, Ordering::SeqCst);
+    let slow = {
+        let b = breaker.clone();
+        std::thread::spawn(move || b.force_open())
+    };
+    while !stalled.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..100 {
+        made.fetch_add(1, Ordering::SeqCst);
+        breaker.release();
+        breaker.force_open();
+    }
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    slow.join().unwrap();
+    assert_eq!(
+        allocations, 0,
+        "allocations during a burst of 200 transitions"
+    );
+    assert_eq!(heard.load(Ordering::SeqCst), 2 + 1 + 200, "every one heard");
+    assert_eq!(breaker.dropped_transitions(), 0);
 }

@@ -422,3 +422,95 @@ fn a_closed_permit_admitted_under_the_lock_is_counted_once() {
     let counts = breaker.metrics_at(Instant::ZERO).counts;
     assert_eq!((counts.calls, counts.successes), (2, 2));
 }
+
+#[test]
+fn disabled_and_metrics_only_admit_and_report_without_the_lock() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let _ = b.with_breaker(|m| m.disable_at(secs(0)));
+    // Hold the lock: any locked path would now be refused.
+    b.machine.with(|_| {
+        for outcome in [Outcome::Success, Outcome::Failure, Outcome::Ignored] {
+            let permit = b
+                .try_acquire_at(secs(0))
+                .result
+                .expect("admitted lock-free");
+            assert_eq!(permit.state(), State::Disabled);
+            let report = b.record_at(permit, outcome, secs(0));
+            assert_eq!(
+                report.status,
+                ReportStatus::Recorded,
+                "{outcome:?} lock-free"
+            );
+        }
+    });
+    assert_eq!(
+        b.metrics_at(secs(0)).counts,
+        Counts::default(),
+        "disabled counts nothing"
+    );
+
+    let _ = b.with_breaker(|m| m.metrics_only_at(secs(0)));
+    let _ = run_shared(&b, Outcome::Success); // publishes that successes are free
+    b.machine.with(|_| {
+        let permit = b
+            .try_acquire_at(secs(0))
+            .result
+            .expect("admitted lock-free");
+        assert_eq!(permit.state(), State::MetricsOnly);
+        let report = b.record_at(permit, Outcome::Success, secs(0));
+        assert_eq!(report.status, ReportStatus::Recorded, "counted lock-free");
+    });
+    let m = b.metrics_at(secs(0));
+    assert_eq!(
+        (m.state, m.counts.calls, m.counts.successes),
+        (State::MetricsOnly, 2, 2)
+    );
+}
+
+#[test]
+fn a_stale_permit_of_a_disabled_breaker_counts_no_call() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let _ = b.with_breaker(|m| m.disable_at(secs(0)));
+    let permit = b.try_acquire_at(secs(0)).result.unwrap();
+    let _ = b.with_breaker(|m| m.release_at(secs(0)));
+    assert!(b.record_at(permit, Outcome::Success, secs(0)).is_stale());
+    assert_eq!(b.metrics_at(secs(0)).counts.calls, 0);
+}
+
+#[test]
+fn one_clock_reading_of_instant_max_cannot_keep_the_shared_breaker_open() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    let p = b.try_acquire_at(Instant::MAX).result.unwrap();
+    let _ = b.record_at(p, Outcome::Failure, Instant::MAX);
+    // The deadline published is `Instant::MAX`: the lock-free path must not
+    // reject on it, the lock pulls it back to one open duration from now.
+    let r = b.try_acquire_at(secs(10)).result.unwrap_err();
+    assert_eq!(r.retry_after, Some(Duration::from_secs(5)));
+    let r = b.try_acquire_at(secs(11)).result.unwrap_err();
+    assert_eq!(r.retry_after, Some(Duration::from_secs(4)), "now lock-free");
+    assert_eq!(b.poll_at(secs(11)), Some(secs(15)));
+    assert!(b.try_acquire_at(secs(15)).result.is_ok());
+}
+
+#[test]
+fn a_lock_free_count_that_raced_a_reset_is_not_read_back() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let _ = run_shared(&b, Outcome::Success);
+    let _ = run_shared(&b, Outcome::Success); // one lock-free success, epoch 0
+    let _ = b.reset();
+    // What a success that read the snapshot before the reset counts after it.
+    assert!(b.counters.add(LockFreeEvent::Success, 0));
+    assert!(b.counters.add(LockFreeEvent::Rejection, 0));
+    let c = b.metrics_at(secs(0)).counts;
+    assert_eq!((c.calls, c.successes, c.rejected), (0, 0, 0));
+    // The first count of the new epoch replaces the old one's.
+    let _ = run_shared(&b, Outcome::Success);
+    let _ = run_shared(&b, Outcome::Success);
+    assert_eq!(b.metrics_at(secs(0)).counts.successes, 2);
+    // And a late one of the old epoch can no longer count.
+    assert!(!b.counters.add(LockFreeEvent::Success, 0));
+}
