@@ -197,6 +197,18 @@ impl Permit {
         }
     }
 
+    /// The same permit again, for a report made on its owner's behalf (a
+    /// failure recorded while the call unwinds). Crate-private: a permit is
+    /// reported once.
+    pub(crate) const fn duplicate(&self) -> Permit {
+        Permit {
+            generation: self.generation,
+            started: self.started,
+            state: self.state,
+            counted: self.counted,
+        }
+    }
+
     /// The breaker generation that admitted the call.
     pub const fn generation(&self) -> u64 {
         self.generation

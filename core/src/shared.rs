@@ -281,6 +281,7 @@ const STATE_MASK: u32 = 3 << STATE_SHIFT;
 const EPOCH_SHIFT: u32 = 8;
 
 /// The lock-free admitting state the flags name.
+#[inline(always)]
 fn admitting_state(flags: u32) -> State {
     match flags & STATE_MASK {
         METRICS_ONLY => State::MetricsOnly,
@@ -313,6 +314,7 @@ struct View {
 }
 
 impl View {
+    #[inline(always)]
     fn epoch(&self) -> u32 {
         self.flags >> EPOCH_SHIFT
     }
@@ -322,6 +324,7 @@ fn split(value: u64) -> (u32, u32) {
     (value as u32, (value >> 32) as u32)
 }
 
+#[inline(always)]
 fn join(lo: &AtomicU32, hi: &AtomicU32) -> u64 {
     lo.load(Ordering::Relaxed) as u64 | (hi.load(Ordering::Relaxed) as u64) << 32
 }
@@ -358,7 +361,7 @@ impl Snapshot {
     /// A consistent view. On one core a reader can never see a write half
     /// done (the writer masks interrupts); across cores it retries while a
     /// write is under way, which lasts a handful of stores.
-    #[inline]
+    #[inline(always)]
     fn read(&self) -> View {
         loop {
             let before = self.seq.load(Ordering::Acquire);
@@ -464,14 +467,15 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H, CriticalSec
 /// after it, so it acts only if the operation panics.
 struct FailOnUnwind<'a, P: TripPolicy, C: Clock, const H: usize, S: Sharing> {
     breaker: &'a SharedBreaker<P, C, H, S>,
-    permit: Option<Permit>,
+    permit: Permit,
 }
 
 impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> Drop for FailOnUnwind<'_, P, C, H, S> {
+    #[cold]
     fn drop(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            let _ = self.breaker.record(permit, Outcome::Failure);
-        }
+        let _ = self
+            .breaker
+            .record(self.permit.duplicate(), Outcome::Failure);
     }
 }
 
@@ -541,7 +545,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
 
     /// Counts `event` lock-free; `false` if it must be decided under the
     /// lock instead.
-    #[inline]
+    #[inline(always)]
     fn count_lock_free(&self, event: LockFreeEvent, epoch: u32) -> bool {
         self.counters.add(event, epoch) || self.count_after_taking(event, epoch)
     }
@@ -559,7 +563,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
 
     /// A permit for a call admitted by the published `view` (which admits),
     /// writing nothing: the call is counted when it is reported.
-    #[inline]
+    #[inline(always)]
     fn admit_lock_free(&self, view: &View, now: impl FnOnce() -> Instant) -> Permit {
         let state = admitting_state(view.flags);
         let started = if self.admission_needs_time && state != State::Disabled {
@@ -573,7 +577,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     /// The lock-free rejection of an open `view` at `now`, if its deadline
     /// has not come (and is no further than the longest open duration:
     /// the lock pulls back one a wild clock pushed out).
-    #[inline]
+    #[inline(always)]
     fn reject_lock_free(&self, view: &View, now: Instant) -> Option<Rejected> {
         let wait = view.until.saturating_duration_since(now);
         if wait.is_zero()
@@ -644,7 +648,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
 
     /// Whether a report of `permit` as `outcome` changes nothing but the
     /// lock-free counts, and has been counted there.
-    #[inline]
+    #[inline(always)]
     fn record_lock_free(&self, permit: &Permit, outcome: Outcome) -> bool {
         // Only a permit the lock-free path minted: one admitted under the
         // lock has been counted as a call already.
@@ -666,7 +670,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
             && self.count_lock_free(LockFreeEvent::Success, view.epoch())
     }
 
-    #[inline]
+    #[inline(always)]
     fn report(&self, permit: Permit, outcome: Outcome, now: impl FnOnce() -> Instant) -> Report {
         if self.record_lock_free(&permit, outcome) {
             return Report {
@@ -692,7 +696,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     }
 
     /// Reports how the call admitted by `permit` went.
-    #[inline]
+    #[inline(always)]
     pub fn record(&self, permit: Permit, outcome: Outcome) -> Report {
         self.report(permit, outcome, || self.clock.now())
     }
@@ -707,7 +711,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     ///
     /// # Errors
     /// [`CallError::Rejected`] without running `op`, or [`CallError::Inner`].
-    #[inline]
+    #[inline(always)]
     pub fn call<T, E>(&self, op: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         self.call_classified(op, |result| match result {
             Ok(_) => Outcome::Success,
@@ -720,7 +724,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     ///
     /// # Errors
     /// As [`call`](Self::call).
-    #[inline]
+    #[inline(always)]
     pub fn call_classified<T, E>(
         &self,
         op: impl FnOnce() -> Result<T, E>,
@@ -746,22 +750,22 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     }
 
     /// Runs `op` under `permit` and reports it; a panic reports a failure.
-    #[inline]
+    #[inline(always)]
     fn run<T, E>(
         &self,
         permit: Permit,
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, CallError<E>> {
-        let mut on_unwind = FailOnUnwind {
+        let on_unwind = FailOnUnwind {
             breaker: self,
-            permit: Some(permit),
+            permit,
         };
         let result = op();
         let outcome = classify(&result);
-        if let Some(permit) = on_unwind.permit.take() {
-            let _ = self.record(permit, outcome);
-        }
+        let permit = on_unwind.permit.duplicate();
+        core::mem::forget(on_unwind);
+        let _ = self.record(permit, outcome);
         result.map_err(CallError::Inner)
     }
 

@@ -38,7 +38,7 @@ fn is_after(a: u32, b: u32) -> bool {
 
 impl Slot {
     /// Counts `event` under `epoch`. Called only by the slot's owner.
-    #[inline]
+    #[inline(always)]
     fn add(&self, event: LockFreeEvent, epoch: u32) -> bool {
         let counter = match event {
             LockFreeEvent::Success => &self.successes,
@@ -116,7 +116,7 @@ pub(crate) struct ThreadCounters {
 }
 
 impl ThreadCounters {
-    #[inline]
+    #[inline(always)]
     fn table(&self) -> &Table {
         match self.table.get() {
             Some(table) => table,
@@ -130,7 +130,7 @@ impl ThreadCounters {
     }
 
     /// This thread's slot, made now if this is its first count here.
-    #[inline]
+    #[inline(always)]
     fn slot(&self) -> Option<&Slot> {
         let (bucket, offset) = index::current()?;
         let slots = match self.table().buckets[bucket].get() {
@@ -181,7 +181,7 @@ impl LockFreeCounters for ThreadCounters {
         ThreadCounters::default()
     }
 
-    #[inline]
+    #[inline(always)]
     fn add(&self, event: LockFreeEvent, epoch: u32) -> bool {
         match self.slot() {
             Some(slot) => slot.add(event, epoch),
@@ -266,7 +266,7 @@ mod index {
     }
 
     /// This thread's slot as (bucket, offset in it), if it holds an index.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn current() -> Option<(usize, usize)> {
         let i = CURRENT.with(Cell::get);
         if i == NONE {
