@@ -147,13 +147,14 @@ pub fn table() -> String {
             "— on the heap, built".into(),
             heap_built,
             "its `SharedBreaker` (a `Breaker`, the snapshot, a mutex) and name; \
-             listeners, waiting and counters are made when first used",
+             listeners, waiting and counter slots are made when first used",
         ),
         (
             "— on the heap, a thread's first lock-free count".into(),
             heap_first_count,
-            "the counter table (once) and the thread's bucket of 128-byte \
-             slots (buckets of 1, 2, 4 … 32 thread indices)",
+            "128-byte slots for the four lowest thread indices (or up to the \
+             counting thread's, rounded up to a power of two); a higher index \
+             later adds a bucket of 1, 2, 4 … 32 slots",
         ),
         (
             "`Guard` of a `StdBreaker`".into(),

@@ -13,7 +13,7 @@ use crate::breaker::{
 use crate::breaker::{Counts, Phase, RejectReason, Rejected, State, Transition};
 use crate::config::Config;
 use crate::policy::{ConsecutiveFailures, TripPolicy};
-use crate::sync::{fence, spin, update, AtomicU32, Ordering};
+use crate::sync::{fence, spin, update, AtomicU32, Ordering, Word64};
 use crate::time::{Clock, Duration, Instant};
 
 /// A lock around a value, as a [`SharedBreaker`] needs one: exclusive
@@ -154,6 +154,12 @@ pub trait Sharing {
     /// Called after the lock is released, when a transition happened or a
     /// probe slot was freed: a call that was refused may now be admitted.
     fn changed(&self) {}
+
+    /// Called with every rejection, on the rejected caller's context, with
+    /// no lock held.
+    fn rejected(&self, rejection: &Rejected) {
+        let _ = rejection;
+    }
 }
 
 /// The core's [`Sharing`]: a critical section around the state machine and
@@ -283,11 +289,14 @@ const EPOCH_SHIFT: u32 = 8;
 /// The lock-free admitting state the flags name.
 #[inline(always)]
 fn admitting_state(flags: u32) -> State {
-    match flags & STATE_MASK {
-        METRICS_ONLY => State::MetricsOnly,
-        DISABLED => State::Disabled,
-        _ => State::Closed,
-    }
+    // A table, not a match: one load on the hot path.
+    const STATES: [State; 4] = [
+        State::Closed,
+        State::MetricsOnly,
+        State::Disabled,
+        State::Closed,
+    ];
+    STATES[((flags & STATE_MASK) >> STATE_SHIFT) as usize]
 }
 
 /// The epoch of a breaker reset `resets` times: 24 bits, as published.
@@ -301,9 +310,9 @@ fn epoch_of(resets: u32) -> u32 {
 /// Cortex-M0).
 struct Snapshot {
     seq: AtomicU32,
-    generation: [AtomicU32; 2],
+    generation: Word64,
     flags: AtomicU32,
-    until: [AtomicU32; 2],
+    until: Word64,
 }
 
 #[derive(Clone, Copy)]
@@ -320,24 +329,18 @@ impl View {
     }
 }
 
-fn split(value: u64) -> (u32, u32) {
-    (value as u32, (value >> 32) as u32)
-}
-
-#[inline(always)]
-fn join(lo: &AtomicU32, hi: &AtomicU32) -> u64 {
-    lo.load(Ordering::Relaxed) as u64 | (hi.load(Ordering::Relaxed) as u64) << 32
-}
+/// Reads of the snapshot a reader tries before it asks under the lock.
+const READ_TRIES: u32 = 64;
 
 macro_rules! new_snapshot {
     () => {
         Snapshot {
             seq: AtomicU32::new(0),
-            generation: [AtomicU32::new(0), AtomicU32::new(0)],
+            generation: Word64::new(),
             // Closed at generation 0, epoch 0; the first success takes the
             // lock and publishes whether successes are free.
             flags: AtomicU32::new(ADMIT),
-            until: [AtomicU32::new(0), AtomicU32::new(0)],
+            until: Word64::new(),
         }
     };
 }
@@ -348,36 +351,71 @@ impl Snapshot {
         let seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
-        let (lo, hi) = split(generation);
-        self.generation[0].store(lo, Ordering::Relaxed);
-        self.generation[1].store(hi, Ordering::Relaxed);
+        self.generation.store(generation);
         self.flags.store(flags, Ordering::Relaxed);
-        let (lo, hi) = split(until.as_micros());
-        self.until[0].store(lo, Ordering::Relaxed);
-        self.until[1].store(hi, Ordering::Relaxed);
+        self.until.store(until.as_micros());
         self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
-    /// A consistent view. On one core a reader can never see a write half
-    /// done (the writer masks interrupts); across cores it retries while a
-    /// write is under way, which lasts a handful of stores.
+    /// One read of everything; `None` if it overlapped a write.
+    #[inline(always)]
+    fn read_once(&self) -> Option<View> {
+        self.read_once_with(|s| Instant::from_micros(s.until.load()))
+    }
+
+    /// One read, with the deadline as `until` reads it (the report path
+    /// skips it).
+    #[inline(always)]
+    fn read_once_with(&self, until: impl FnOnce(&Self) -> Instant) -> Option<View> {
+        let before = self.seq.load(Ordering::Acquire);
+        let view = View {
+            generation: self.generation.load(),
+            flags: self.flags.load(Ordering::Relaxed),
+            until: until(self),
+        };
+        fence(Ordering::Acquire);
+        (before & 1 == 0 && self.seq.load(Ordering::Relaxed) == before).then_some(view)
+    }
+
+    /// Generation and flags, for a report (whose fast path is for calls
+    /// admitted by a closed, metrics-only or disabled breaker, which has no
+    /// deadline): `None` if the read overlapped a write.
+    #[inline(always)]
+    fn read_for_report(&self) -> Option<View> {
+        self.read_once_with(|_| Instant::ZERO)
+    }
+
+    /// A consistent view, or `None` after [`READ_TRIES`] reads that each
+    /// overlapped a write (its writer was preempted mid-write): the caller
+    /// then asks under the lock, which waits for the writer rather than
+    /// spin. On one core a reader never sees a write half done (the writer
+    /// masks interrupts).
+    #[inline(always)]
+    fn try_read(&self) -> Option<View> {
+        match self.read_once() {
+            Some(view) => Some(view),
+            None => self.read_retrying(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_retrying(&self) -> Option<View> {
+        (1..READ_TRIES).find_map(|_| {
+            spin();
+            self.read_once()
+        })
+    }
+
+    /// [`try_read`](Self::try_read), or a view that sends every fast path
+    /// to the lock.
     #[inline(always)]
     fn read(&self) -> View {
-        loop {
-            let before = self.seq.load(Ordering::Acquire);
-            if before & 1 == 0 {
-                let view = View {
-                    generation: join(&self.generation[0], &self.generation[1]),
-                    flags: self.flags.load(Ordering::Relaxed),
-                    until: Instant::from_micros(join(&self.until[0], &self.until[1])),
-                };
-                fence(Ordering::Acquire);
-                if self.seq.load(Ordering::Relaxed) == before {
-                    return view;
-                }
-            }
-            spin();
-        }
+        self.try_read().unwrap_or(View {
+            generation: 0,
+            flags: 0,
+            until: Instant::ZERO,
+        })
     }
 }
 
@@ -586,10 +624,12 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
         {
             return None;
         }
-        Some(Rejected {
+        let rejected = Rejected {
             reason: RejectReason::Open,
             retry_after: Some(wait),
-        })
+        };
+        self.sharing.rejected(&rejected);
+        Some(rejected)
     }
 
     fn acquire(&self, mut now: impl FnMut() -> Instant) -> Admission {
@@ -616,8 +656,13 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
 
     #[inline(never)]
     fn acquire_locked(&self, now: Instant) -> Admission {
-        self.locked(|m| m.try_acquire_at(now))
-            .unwrap_or_else(|| self.refused_reentrant())
+        let admission = self
+            .locked(|m| m.try_acquire_at(now))
+            .unwrap_or_else(|| self.refused_reentrant());
+        if let Err(rejected) = &admission.result {
+            self.sharing.rejected(rejected);
+        }
+        admission
     }
 
     /// The answer to an acquire that re-entered the lock: refused, counted
@@ -655,7 +700,10 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
         if permit.is_counted() {
             return false;
         }
-        let view = self.snapshot.read();
+        // One read; if it met a write, the lock decides.
+        let Some(view) = self.snapshot.read_for_report() else {
+            return false;
+        };
         if view.flags & ADMIT == 0
             || view.generation != permit.generation()
             || admitting_state(view.flags) != permit.state()
@@ -836,9 +884,13 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
         self.locked(|m| m.state()).unwrap_or(State::Closed)
     }
 
-    /// The current generation (lock-free).
+    /// The current generation (lock-free, unless a write of the snapshot
+    /// is under way).
     pub fn generation(&self) -> u64 {
-        self.snapshot.read().generation
+        match self.snapshot.try_read() {
+            Some(view) => view.generation,
+            None => self.locked(|m| m.generation()).unwrap_or(0),
+        }
     }
 
     /// A snapshot of everything, reading the clock once.

@@ -37,3 +37,61 @@ pub(crate) fn update(counter: &AtomicU32, mut f: impl FnMut(u32) -> Option<u32>)
         })
     }
 }
+
+/// A 64-bit value the shared breaker's snapshot publishes: one atomic word
+/// where the target has 64-bit atomics, two 32-bit halves elsewhere (and
+/// under loom, which then checks the harder case). Written and read only
+/// inside the snapshot's sequence lock, so the halves need no atomicity
+/// together.
+pub(crate) struct Word64 {
+    #[cfg(all(not(loom), target_has_atomic = "64"))]
+    word: core::sync::atomic::AtomicU64,
+    #[cfg(not(all(not(loom), target_has_atomic = "64")))]
+    halves: [AtomicU32; 2],
+}
+
+impl Word64 {
+    #[cfg(all(not(loom), target_has_atomic = "64"))]
+    pub(crate) const fn new() -> Self {
+        Word64 {
+            word: core::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    #[cfg(not(any(loom, target_has_atomic = "64")))]
+    pub(crate) const fn new() -> Self {
+        Word64 {
+            halves: [AtomicU32::new(0), AtomicU32::new(0)],
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Word64 {
+            halves: [AtomicU32::new(0), AtomicU32::new(0)],
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn load(&self) -> u64 {
+        #[cfg(all(not(loom), target_has_atomic = "64"))]
+        {
+            self.word.load(Ordering::Relaxed)
+        }
+        #[cfg(not(all(not(loom), target_has_atomic = "64")))]
+        {
+            let [lo, hi] = &self.halves;
+            lo.load(Ordering::Relaxed) as u64 | (hi.load(Ordering::Relaxed) as u64) << 32
+        }
+    }
+
+    pub(crate) fn store(&self, value: u64) {
+        #[cfg(all(not(loom), target_has_atomic = "64"))]
+        self.word.store(value, Ordering::Relaxed);
+        #[cfg(not(all(not(loom), target_has_atomic = "64")))]
+        {
+            self.halves[0].store(value as u32, Ordering::Relaxed);
+            self.halves[1].store((value >> 32) as u32, Ordering::Relaxed);
+        }
+    }
+}

@@ -80,10 +80,14 @@ struct Listeners {
 pub(crate) struct StdSharing {
     observer: Observer,
     listeners: Option<Box<Listeners>>,
-    /// Made at the first transition, if anything listens.
-    delivery: OnceLock<Box<Delivery>>,
-    /// Made by the first waiting call.
-    waiting: OnceLock<Box<Waiting>>,
+    /// Made at the first transition anything listens to, or the first wait.
+    coordination: OnceLock<Box<Coordination>>,
+}
+
+/// What threads coordinate on beyond the breaker itself.
+struct Coordination {
+    delivery: Delivery,
+    waiting: Waiting,
 }
 
 impl Sharing for StdSharing {
@@ -94,17 +98,10 @@ impl Sharing for StdSharing {
         if self.transition_listeners().is_empty() && !Observer::ENABLED {
             return;
         }
-        let delivery = self.delivery.get_or_init(|| {
-            Box::new(Delivery {
-                dispatch: Mutex::new(Dispatch {
-                    queue: VecDeque::with_capacity(QUEUE_ROOM),
-                    drainer: None,
-                    dropped: 0,
-                }),
-                caught_up: Condvar::new(),
-            })
-        });
-        let mut d = lock(&delivery.dispatch);
+        let mut d = lock(&self.coordination().delivery.dispatch);
+        if d.queue.capacity() == 0 {
+            d.queue.reserve_exact(QUEUE_ROOM); // once, at the first transition
+        }
         if d.queue.len() == d.queue.capacity() {
             d.queue.pop_front();
             d.dropped = d.dropped.saturating_add(1);
@@ -117,6 +114,17 @@ impl Sharing for StdSharing {
         self.wake_waiters();
         self.drain();
     }
+
+    /// Tells the rejection listeners, on the rejected thread; a panicking
+    /// one is caught as a transition listener is.
+    #[inline]
+    fn rejected(&self, rejection: &Rejected) {
+        if let Some(listeners) = &self.listeners {
+            for listener in listeners.on_rejection.iter() {
+                let _ = catch_unwind(AssertUnwindSafe(|| listener(rejection)));
+            }
+        }
+    }
 }
 
 impl StdSharing {
@@ -124,20 +132,30 @@ impl StdSharing {
         self.listeners.as_ref().map_or(&[], |l| &l.on_transition)
     }
 
-    fn waiting(&self) -> &Waiting {
-        self.waiting.get_or_init(|| {
-            Box::new(Waiting {
-                changes: AtomicU64::new(0),
-                waiters: AtomicUsize::new(0),
-                wake: Mutex::new(()),
-                woken: Condvar::new(),
+    fn coordination(&self) -> &Coordination {
+        self.coordination.get_or_init(|| {
+            Box::new(Coordination {
+                delivery: Delivery {
+                    dispatch: Mutex::new(Dispatch {
+                        queue: VecDeque::new(),
+                        drainer: None,
+                        dropped: 0,
+                    }),
+                    caught_up: Condvar::new(),
+                },
+                waiting: Waiting {
+                    changes: AtomicU64::new(0),
+                    waiters: AtomicUsize::new(0),
+                    wake: Mutex::new(()),
+                    woken: Condvar::new(),
+                },
             })
         })
     }
 
     fn wake_waiters(&self) {
-        let Some(w) = self.waiting.get() else {
-            return; // nobody ever waited
+        let Some(Coordination { waiting: w, .. }) = self.coordination.get().map(|c| &**c) else {
+            return; // nobody ever waited or listened
         };
         w.changes.fetch_add(1, Ordering::SeqCst);
         if w.waiters.load(Ordering::SeqCst) > 0 {
@@ -152,7 +170,7 @@ impl StdSharing {
     /// the listeners after it still hear the transition, and delivery goes
     /// on.
     fn drain(&self) {
-        let Some(delivery) = self.delivery.get() else {
+        let Some(Coordination { delivery, .. }) = self.coordination.get().map(|c| &**c) else {
             return;
         };
         let me = thread::current().id();
@@ -193,17 +211,6 @@ impl StdSharing {
                 let _ = catch_unwind(AssertUnwindSafe(|| listener(&t)));
             }
         }
-    }
-
-    /// Tells the rejection listeners, on the rejected thread; a panicking
-    /// one is caught as a transition listener is.
-    #[inline]
-    fn rejected(&self, r: Rejected) -> Rejected {
-        let listeners = self.listeners.as_ref().map_or(&[][..], |l| &l.on_rejection);
-        for listener in listeners {
-            let _ = catch_unwind(AssertUnwindSafe(|| listener(&r)));
-        }
-        r
     }
 }
 
@@ -326,8 +333,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Builder<P, C, H> {
         let sharing = StdSharing {
             observer: Observer::new(self.name),
             listeners,
-            delivery: OnceLock::new(),
-            waiting: OnceLock::new(),
+            coordination: OnceLock::new(),
         };
         StdBreaker {
             shared: Arc::new(SharedBreaker::with_sharing(
@@ -371,10 +377,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
     /// [`Rejected`] when the breaker says no.
     #[inline]
     pub fn try_acquire(&self) -> Result<Guard<'_, P, C, H>, Rejected> {
-        match self.shared.try_acquire().result {
-            Ok(permit) => Ok(Guard::new(self, permit)),
-            Err(rejected) => Err(self.sharing().rejected(rejected)),
-        }
+        let permit = self.shared.try_acquire().result?;
+        Ok(Guard::new(self, permit))
     }
 
     /// Runs `op` through the breaker: `Ok` is a success, `Err` a failure, a
@@ -414,11 +418,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, CallError<E>> {
-        let result = self.shared.call_classified(op, classify);
-        if let Err(CallError::Rejected(rejected)) = &result {
-            self.sharing().rejected(*rejected);
-        }
-        result
+        self.shared.call_classified(op, classify)
     }
 
     /// Like [`call`](Self::call), but when the breaker rejects, waits up to
@@ -454,7 +454,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         &self,
         timeout: std::time::Duration,
     ) -> Result<Guard<'_, P, C, H>, Rejected> {
-        let w = self.sharing().waiting();
+        let w = &self.sharing().coordination().waiting;
         let deadline = std::time::Instant::now().checked_add(timeout);
         loop {
             let seen = w.changes.load(Ordering::SeqCst);
@@ -550,9 +550,9 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
     /// queue grown).
     pub fn dropped_transitions(&self) -> u64 {
         self.sharing()
-            .delivery
+            .coordination
             .get()
-            .map_or(0, |d| lock(&d.dispatch).dropped)
+            .map_or(0, |c| lock(&c.delivery.dispatch).dropped)
     }
 
     /// The breaker's name.

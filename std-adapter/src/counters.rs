@@ -108,10 +108,14 @@ impl Table {
     }
 }
 
-/// A breaker's lock-free counts, per thread: one pointer until a thread
-/// counts.
+/// A breaker's lock-free counts, per thread: two pointers until a thread
+/// counts. The first thread to count makes the slots of every index up to
+/// its own (rounded up to a power of two, at least four) in one run,
+/// reached in one step; the slots of higher indices come in buckets, a
+/// step further.
 #[derive(Default)]
 pub(crate) struct ThreadCounters {
+    first: OnceLock<Box<[Slot]>>,
     table: OnceLock<Box<Table>>,
 }
 
@@ -132,7 +136,25 @@ impl ThreadCounters {
     /// This thread's slot, made now if this is its first count here.
     #[inline(always)]
     fn slot(&self) -> Option<&Slot> {
-        let (bucket, offset) = index::current()?;
+        let i = index::current()?;
+        match self.first.get() {
+            Some(first) => first.get(i).or_else(|| self.bucket_slot(i)),
+            None => self.make_first(i).get(i),
+        }
+    }
+
+    #[cold]
+    fn make_first(&self, i: usize) -> &[Slot] {
+        // At least the four lowest indices: the threads of a small pool.
+        let len = (i + 1).next_power_of_two().max(4);
+        self.first
+            .get_or_init(|| (0..len).map(|_| Slot::default()).collect())
+    }
+
+    /// The slot of an index past the first run, in its bucket.
+    #[inline]
+    fn bucket_slot(&self, i: usize) -> Option<&Slot> {
+        let (bucket, offset) = index::bucket_of(i);
         let slots = match self.table().buckets[bucket].get() {
             Some(slots) => slots,
             None => self.make_bucket(bucket),
@@ -172,7 +194,9 @@ impl ThreadCounters {
     /// Bytes of slots made so far.
     #[cfg(test)]
     fn slot_bytes(&self) -> usize {
-        self.table.get().map_or(0, |t| t.slots().count()) * std::mem::size_of::<Slot>()
+        let first = self.first.get().map_or(0, |f| f.len());
+        let rest = self.table.get().map_or(0, |t| t.slots().count());
+        (first + rest) * std::mem::size_of::<Slot>()
     }
 }
 
@@ -190,16 +214,20 @@ impl LockFreeCounters for ThreadCounters {
     }
 
     fn read(&self, epoch: u32) -> LockFreeCounts {
-        let Some(table) = self.table.get() else {
-            return LockFreeCounts::default();
-        };
-        let overflow = lock(&table.overflow);
-        let mut sum = if overflow.epoch == epoch {
-            overflow.counts
-        } else {
-            LockFreeCounts::default()
-        };
-        for slot in table.slots() {
+        let mut sum = LockFreeCounts::default();
+        if let Some(table) = self.table.get() {
+            let overflow = lock(&table.overflow);
+            if overflow.epoch == epoch {
+                sum = overflow.counts;
+            }
+        }
+        let first = self.first.get().map(|f| f.iter());
+        let rest = self.table.get().map(|t| t.slots());
+        for slot in first
+            .into_iter()
+            .flatten()
+            .chain(rest.into_iter().flatten())
+        {
             let s = slot.read(epoch);
             sum.successes = sum.successes.saturating_add(s.successes);
             sum.rejected = sum.rejected.saturating_add(s.rejected);
@@ -265,15 +293,17 @@ mod index {
         static HELD: Held = Held(Cell::new(None));
     }
 
-    /// This thread's slot as (bucket, offset in it), if it holds an index.
+    /// This thread's index, if it holds one.
     #[inline(always)]
-    pub(crate) fn current() -> Option<(usize, usize)> {
+    pub(crate) fn current() -> Option<usize> {
         let i = CURRENT.with(Cell::get);
-        if i == NONE {
-            return None;
-        }
-        let bucket = (u32::BITS - 1 - (i + 1).leading_zeros()) as usize;
-        Some((bucket, (i + 1) as usize - (1 << bucket)))
+        (i != NONE).then_some(i as usize)
+    }
+
+    /// Index `i`'s bucket and its place in it.
+    pub(crate) fn bucket_of(i: usize) -> (usize, usize) {
+        let bucket = (usize::BITS - 1 - (i + 1).leading_zeros()) as usize;
+        (bucket, i + 1 - (1 << bucket))
     }
 
     /// Takes the lowest free index for this thread; `false` if it has one
@@ -349,15 +379,16 @@ mod tests {
     }
 
     #[test]
-    fn no_slot_is_made_until_a_thread_counts_and_then_only_its_bucket() {
+    fn no_slot_is_made_until_a_thread_counts_and_then_only_the_first_run() {
         let _alone = alone();
         let counters = ThreadCounters::new();
         assert_eq!(counters.slot_bytes(), 0);
         std::thread::scope(|s| {
             s.spawn(|| assert!(counters.add(LockFreeEvent::Success, 0)));
         });
-        // The lowest free index, 0, is alone in bucket 0.
-        assert_eq!(counters.slot_bytes(), 128);
+        // The lowest free index, 0: the run of the four lowest indices.
+        assert_eq!(counters.slot_bytes(), 4 * 128);
+        assert!(counters.table.get().is_none(), "no bucket yet");
     }
 
     #[test]

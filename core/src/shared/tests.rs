@@ -514,3 +514,20 @@ fn a_lock_free_count_that_raced_a_reset_is_not_read_back() {
     // And a late one of the old epoch can no longer count.
     assert!(!b.counters.add(LockFreeEvent::Success, 0));
 }
+
+#[test]
+fn a_reader_that_keeps_meeting_a_write_asks_under_the_lock_instead_of_spinning() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let _ = run_shared(&b, Outcome::Success); // successes are free
+    b.machine.with(|_| {
+        // A writer preempted mid-write: the sequence number stays odd.
+        b.snapshot.seq.fetch_add(1, Ordering::Relaxed);
+        assert!(b.snapshot.try_read().is_none());
+        // The lock is held (re-entered here): refused, not a spin for ever.
+        let r = b.try_acquire_at(secs(0)).result.unwrap_err();
+        assert_eq!(r.reason, RejectReason::HalfOpenFull);
+        b.snapshot.seq.fetch_add(1, Ordering::Relaxed);
+    });
+    assert!(b.try_acquire_at(secs(0)).result.is_ok());
+}
