@@ -4,13 +4,14 @@
 //! with `RUSTFLAGS="--cfg loom" cargo test -p breakerbox-core --test loom --release`.
 #![cfg(loom)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod loom_support;
 
 use breakerbox_core::{
     Config, ConsecutiveFailures, Instant, Outcome, RejectReason, ReportStatus, SharedBreaker, State,
 };
 use loom::sync::Arc;
 use loom::thread;
+use loom_support::{explore, go};
 
 fn shared(threshold: u32) -> Arc<SharedBreaker> {
     Arc::new(SharedBreaker::new(
@@ -21,30 +22,6 @@ fn shared(threshold: u32) -> Arc<SharedBreaker> {
 }
 
 const T0: Instant = Instant::ZERO;
-
-loom::lazy_static! {
-    static ref GATE: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
-}
-
-/// The first step of each racing thread: a write both make, so that loom
-/// tries their steps in every order (a thread whose first steps are loads
-/// can leave loom exploring one interleaving, tokio-rs/loom#392).
-fn go() {
-    GATE.fetch_add(1, loom::sync::atomic::Ordering::SeqCst);
-}
-
-/// Runs `f` under loom and checks that more than one interleaving was
-/// explored.
-fn explore(f: impl Fn() + Sync + Send + 'static) {
-    let runs = std::sync::Arc::new(AtomicUsize::new(0));
-    let counted = runs.clone();
-    loom::model(move || {
-        counted.fetch_add(1, Ordering::SeqCst);
-        f();
-    });
-    let runs = runs.load(Ordering::SeqCst);
-    assert!(runs > 1, "loom explored {runs} interleaving");
-}
 
 /// Publishes "successes are free" with one success of generation 0.
 fn with_free_successes(b: &SharedBreaker) {
