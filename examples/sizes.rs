@@ -6,6 +6,7 @@
 
 use core::mem::size_of;
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use breakerbox::{
@@ -14,14 +15,22 @@ use breakerbox::{
     StdBreaker, TimeWindow, Transition,
 };
 
-/// Counts the bytes every allocation asks for.
+/// Counts the bytes the allocations of a measuring thread ask for (other
+/// threads, such as a test harness's, allocate at times of their own).
 struct CountingHeap;
 
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    // No destructor: readable from the allocator at any time.
+    static MEASURING: Cell<bool> = const { Cell::new(false) };
+}
+
 unsafe impl GlobalAlloc for CountingHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size(), Ordering::SeqCst);
+        if MEASURING.try_with(Cell::get).unwrap_or(false) {
+            ALLOCATED.fetch_add(layout.size(), Ordering::SeqCst);
+        }
         unsafe { System.alloc(layout) }
     }
 
@@ -33,12 +42,14 @@ unsafe impl GlobalAlloc for CountingHeap {
 #[global_allocator]
 static HEAP: CountingHeap = CountingHeap;
 
-/// `f`'s result and the heap bytes allocated while it ran (on a thread
-/// alone in allocating: the rest of this program waits).
+/// `f`'s result and the heap bytes this thread allocated while it ran.
 fn allocated_by<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    MEASURING.with(|m| m.set(true));
     let before = ALLOCATED.load(Ordering::SeqCst);
     let value = f();
-    (value, ALLOCATED.load(Ordering::SeqCst) - before)
+    let bytes = ALLOCATED.load(Ordering::SeqCst) - before;
+    MEASURING.with(|m| m.set(false));
+    (value, bytes)
 }
 
 /// Heap bytes of a default `StdBreaker`: when built, and what one thread's
