@@ -5,7 +5,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use std::thread::{self, ThreadId};
 
 use breakerbox_core::{
