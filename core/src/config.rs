@@ -188,7 +188,7 @@ pub enum Jitter {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum HalfOpenVerdict {
     /// Any failed probe reopens the breaker; `successes_to_close` successful
-    /// probes close it. The default, and the seed's model.
+    /// probes close it. The default, and the classic circuit breaker's rule.
     #[default]
     AnyFailure,
     /// resilience4j's rule: once `successes_to_close` probe results are in

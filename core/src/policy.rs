@@ -81,8 +81,8 @@ pub trait TripPolicy {
     }
 }
 
-/// Trips after `failure_threshold` failures in a row: the seed's model and
-/// the default. A success resets the run.
+/// Trips after `failure_threshold` failures in a row: the classic circuit
+/// breaker's rule and the default. A success resets the run.
 ///
 /// ```
 /// use breakerbox_core::{CallRecord, ConsecutiveFailures, Instant, TripPolicy};
