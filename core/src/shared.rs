@@ -13,7 +13,7 @@ use crate::breaker::{
 use crate::breaker::{Counts, Phase, RejectReason, Rejected, State, Transition};
 use crate::config::Config;
 use crate::policy::{ConsecutiveFailures, TripPolicy};
-use crate::sync::{fence, spin, update, AtomicU32, Ordering, Word64};
+use crate::sync::{fence, spin, update, AtomicSeq, AtomicU32, Ordering, Seq, Word64};
 use crate::time::{Clock, Duration, Instant};
 
 /// A lock around a value, as a [`SharedBreaker`] needs one: exclusive
@@ -284,6 +284,8 @@ const STATE_SHIFT: u32 = 4;
 const METRICS_ONLY: u32 = 1 << STATE_SHIFT;
 const DISABLED: u32 = 2 << STATE_SHIFT;
 const STATE_MASK: u32 = 3 << STATE_SHIFT;
+/// A lock-free admission reads the clock (slow calls or a timed policy).
+const NEEDS_TIME: u32 = 1 << 6;
 const EPOCH_SHIFT: u32 = 8;
 
 /// The lock-free admitting state the flags name.
@@ -307,9 +309,10 @@ fn epoch_of(resets: u32) -> u32 {
 /// What the lock-free paths read: generation, flags (with the epoch) and
 /// open deadline, published under the lock and read with a sequence lock,
 /// so 64-bit values need only 32-bit atomic loads (native even on a
-/// Cortex-M0).
+/// Cortex-M0). A call's report checks the sequence number it was admitted
+/// under: if nothing was published since, its view still holds.
 struct Snapshot {
-    seq: AtomicU32,
+    seq: AtomicSeq,
     generation: Word64,
     flags: AtomicU32,
     until: Word64,
@@ -320,6 +323,8 @@ struct View {
     generation: u64,
     flags: u32,
     until: Instant,
+    /// The sequence number the view was read at (even).
+    seq: Seq,
 }
 
 impl View {
@@ -333,13 +338,17 @@ impl View {
 const READ_TRIES: u32 = 64;
 
 macro_rules! new_snapshot {
-    () => {
+    ($needs_time:expr) => {
         Snapshot {
-            seq: AtomicU32::new(0),
+            seq: AtomicSeq::new(0),
             generation: Word64::new(),
             // Closed at generation 0, epoch 0; the first success takes the
             // lock and publishes whether successes are free.
-            flags: AtomicU32::new(ADMIT),
+            flags: AtomicU32::new(if $needs_time {
+                ADMIT | NEEDS_TIME
+            } else {
+                ADMIT
+            }),
             until: Word64::new(),
         }
     };
@@ -348,7 +357,7 @@ macro_rules! new_snapshot {
 impl Snapshot {
     /// Only ever called with the breaker's lock held: one writer at a time.
     fn write(&self, generation: u64, flags: u32, until: Instant) {
-        let seq = self.seq.load(Ordering::Relaxed);
+        let seq: Seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
         self.generation.store(generation);
@@ -372,6 +381,7 @@ impl Snapshot {
             generation: self.generation.load(),
             flags: self.flags.load(Ordering::Relaxed),
             until: until(self),
+            seq: before,
         };
         fence(Ordering::Acquire);
         (before & 1 == 0 && self.seq.load(Ordering::Relaxed) == before).then_some(view)
@@ -415,7 +425,25 @@ impl Snapshot {
             generation: 0,
             flags: 0,
             until: Instant::ZERO,
+            seq: 1,
         })
+    }
+
+    /// Whether nothing has been published since `view` was read (so it
+    /// still holds). Where the sequence number is 64 bits, one load: it
+    /// cannot wrap. A 32-bit one could, in 2^31 writes during one call, so
+    /// there the generation and flags are read again and compared.
+    #[inline(always)]
+    fn unchanged_since(&self, view: &View) -> bool {
+        #[cfg(any(loom, target_has_atomic = "64"))]
+        {
+            self.seq.load(Ordering::Acquire) == view.seq
+        }
+        #[cfg(not(any(loom, target_has_atomic = "64")))]
+        {
+            self.read_for_report()
+                .is_some_and(|now| now.generation == view.generation && now.flags == view.flags)
+        }
     }
 }
 
@@ -470,8 +498,6 @@ pub struct SharedBreaker<
 > {
     snapshot: Snapshot,
     counters: S::Counters,
-    /// Lock-free admission reads the clock (slow calls or a timed policy).
-    admission_needs_time: bool,
     /// No open deadline lies further ahead of the clock than this.
     longest_open: Duration,
     machine: S::Lock<Breaker<P, (), H>>,
@@ -484,9 +510,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H, CriticalSec
     #[cfg(not(loom))]
     pub const fn new(config: Config, policy: P, clock: C) -> Self {
         SharedBreaker {
-            snapshot: new_snapshot!(),
+            snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold().is_some()),
             counters: AtomicCounters::new(),
-            admission_needs_time: P::NEEDS_TIME || config.slow_call_threshold().is_some(),
             longest_open: config.backoff().max(),
             machine: CriticalSectionLock::new(Breaker::new(config, policy, ())),
             clock,
@@ -505,15 +530,67 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H, CriticalSec
 /// after it, so it acts only if the operation panics.
 struct FailOnUnwind<'a, P: TripPolicy, C: Clock, const H: usize, S: Sharing> {
     breaker: &'a SharedBreaker<P, C, H, S>,
-    permit: Permit,
+    held: Held,
 }
 
 impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> Drop for FailOnUnwind<'_, P, C, H, S> {
     #[cold]
     fn drop(&mut self) {
-        let _ = self
-            .breaker
-            .record(self.permit.duplicate(), Outcome::Failure);
+        let _ = self.breaker.record(self.held.permit(), Outcome::Failure);
+    }
+}
+
+/// A call admitted lock-free, as the inline call path holds it: the view
+/// that admitted it, in registers. A [`Permit`] is made only if the report
+/// goes to the lock.
+#[derive(Clone, Copy)]
+struct Ticket {
+    view: View,
+    started: Instant,
+}
+
+impl Ticket {
+    /// Admitted by `view` (which admits), reading the clock only if the
+    /// view says admissions need the time.
+    #[inline(always)]
+    fn new(view: View, now: impl FnOnce() -> Instant) -> Ticket {
+        let started = if view.flags & NEEDS_TIME != 0 {
+            now()
+        } else {
+            Instant::ZERO
+        };
+        Ticket { view, started }
+    }
+
+    fn permit(&self) -> Permit {
+        Permit::uncounted(
+            self.view.generation,
+            self.started,
+            admitting_state(self.view.flags),
+        )
+    }
+}
+
+/// The admission a running call holds.
+enum Held {
+    LockFree(Ticket),
+    Locked(Permit),
+}
+
+impl Held {
+    fn permit(&self) -> Permit {
+        match self {
+            Held::LockFree(ticket) => ticket.permit(),
+            Held::Locked(permit) => permit.duplicate(),
+        }
+    }
+
+    #[inline(always)]
+    fn duplicate(&self) -> Held {
+        match self {
+            Held::LockFree(ticket) => Held::LockFree(*ticket),
+            Held::Locked(permit) => Held::Locked(permit.duplicate()),
+        }
     }
 }
 
@@ -522,9 +599,8 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     /// its `StdBreaker` this way).
     pub fn with_sharing(config: Config, policy: P, clock: C, sharing: S) -> Self {
         SharedBreaker {
-            snapshot: new_snapshot!(),
+            snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold().is_some()),
             counters: S::Counters::new(),
-            admission_needs_time: P::NEEDS_TIME || config.slow_call_threshold().is_some(),
             longest_open: config.backoff().max(),
             machine: S::Lock::new(Breaker::new(config, policy, ())),
             clock,
@@ -570,9 +646,14 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
         } else {
             0
         };
+        let time = if P::NEEDS_TIME || m.config().slow_call_threshold().is_some() {
+            NEEDS_TIME
+        } else {
+            0
+        };
         let (flags, until) = match m.phase() {
-            Phase::Closed => (ADMIT | noop, Instant::ZERO),
-            Phase::MetricsOnly => (ADMIT | METRICS_ONLY | noop, Instant::ZERO),
+            Phase::Closed => (ADMIT | noop | time, Instant::ZERO),
+            Phase::MetricsOnly => (ADMIT | METRICS_ONLY | noop | time, Instant::ZERO),
             Phase::Disabled => (ADMIT | DISABLED | REPORTS_ARE_NOOP, Instant::ZERO),
             Phase::Open { until } => (OPEN, until),
             Phase::HalfOpen(_) | Phase::ForcedOpen => (0, Instant::ZERO),
@@ -603,13 +684,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     /// writing nothing: the call is counted when it is reported.
     #[inline(always)]
     fn admit_lock_free(&self, view: &View, now: impl FnOnce() -> Instant) -> Permit {
-        let state = admitting_state(view.flags);
-        let started = if self.admission_needs_time && state != State::Disabled {
-            now()
-        } else {
-            Instant::ZERO
-        };
-        Permit::uncounted(view.generation, started, state)
+        Ticket::new(*view, now).permit()
     }
 
     /// The lock-free rejection of an open `view` at `now`, if its deadline
@@ -780,10 +855,10 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     ) -> Result<T, CallError<E>> {
         let view = self.snapshot.read();
         if view.flags & ADMIT != 0 {
-            // Inline, the permit in registers: moving `Admission` and
+            // Inline, the admission in registers: moving `Admission` and
             // `Report` through memory costs more than the breaker.
-            let permit = self.admit_lock_free(&view, || self.clock.now());
-            return self.run(permit, op, classify);
+            let ticket = Ticket::new(view, || self.clock.now());
+            return self.run(Held::LockFree(ticket), op, classify);
         }
         let mut known = None;
         if view.flags & OPEN != 0 {
@@ -797,24 +872,64 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
         self.call_locked(known, op, classify)
     }
 
-    /// Runs `op` under `permit` and reports it; a panic reports a failure.
+    /// Runs `op` under `held` and reports it; a panic reports a failure.
     #[inline(always)]
     fn run<T, E>(
         &self,
-        permit: Permit,
+        held: Held,
         op: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, CallError<E>> {
         let on_unwind = FailOnUnwind {
             breaker: self,
-            permit,
+            held,
         };
         let result = op();
         let outcome = classify(&result);
-        let permit = on_unwind.permit.duplicate();
+        let held = on_unwind.held.duplicate();
         core::mem::forget(on_unwind);
-        let _ = self.record(permit, outcome);
+        match held {
+            Held::LockFree(ticket) => {
+                if !self.settled_lock_free(&ticket, outcome) {
+                    // The fields, not the ticket: passed in registers.
+                    let view = ticket.view;
+                    self.record_admitted(view.generation, view.flags, ticket.started, outcome);
+                }
+            }
+            Held::Locked(permit) => self.record_locked_permit(permit, outcome),
+        }
         result.map_err(CallError::Inner)
+    }
+
+    /// Whether the report of `ticket`'s call as `outcome` changes nothing
+    /// but the lock-free counts, and has been counted there: the view that
+    /// admitted it still holds and says so.
+    #[inline(always)]
+    fn settled_lock_free(&self, ticket: &Ticket, outcome: Outcome) -> bool {
+        let flags = ticket.view.flags;
+        if !self.snapshot.unchanged_since(&ticket.view) {
+            return false;
+        }
+        if flags & REPORTS_ARE_NOOP != 0 {
+            return true;
+        }
+        outcome == Outcome::Success
+            && flags & SUCCESS_IS_NOOP != 0
+            && self.count_lock_free(LockFreeEvent::Success, ticket.view.epoch())
+    }
+
+    /// The report of a lock-free admission the inline path could not
+    /// settle (the snapshot changed, or the outcome changes the machine).
+    #[inline(never)]
+    fn record_admitted(&self, generation: u64, flags: u32, started: Instant, outcome: Outcome) {
+        let state = admitting_state(flags);
+        let _ = self.record(Permit::uncounted(generation, started, state), outcome);
+    }
+
+    /// The report of a call the lock admitted.
+    #[inline(never)]
+    fn record_locked_permit(&self, permit: Permit, outcome: Outcome) {
+        let _ = self.record(permit, outcome);
     }
 
     /// `call_classified` when the lock decides, out of line, at `known` if
@@ -831,7 +946,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
             .acquire_locked(now)
             .result
             .map_err(CallError::Rejected)?;
-        self.run(permit, op, classify)
+        self.run(Held::Locked(permit), op, classify)
     }
 
     fn manual(

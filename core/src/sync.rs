@@ -6,6 +6,22 @@ pub(crate) use core::sync::atomic::{fence, AtomicU32, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, Ordering};
 
+/// The snapshot's sequence number: 64 bits where the target has 64-bit
+/// atomics (it never wraps, so "unchanged" is one load), 32 elsewhere.
+#[cfg(all(not(loom), target_has_atomic = "64"))]
+pub(crate) use core::sync::atomic::AtomicU64 as AtomicSeq;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicU64 as AtomicSeq;
+#[cfg(not(any(loom, target_has_atomic = "64")))]
+pub(crate) use AtomicU32 as AtomicSeq;
+
+/// A value of [`AtomicSeq`].
+#[cfg(any(loom, target_has_atomic = "64"))]
+pub(crate) type Seq = u64;
+/// A value of [`AtomicSeq`].
+#[cfg(not(any(loom, target_has_atomic = "64")))]
+pub(crate) type Seq = u32;
+
 /// Waits a moment in a retry loop (under loom: lets another thread run,
 /// which loom needs to see progress).
 pub(crate) fn spin() {

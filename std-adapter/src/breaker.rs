@@ -116,13 +116,20 @@ impl Sharing for StdSharing {
 
     /// Tells the rejection listeners, on the rejected thread; a panicking
     /// one is caught as a transition listener is.
-    #[inline]
+    #[inline(always)]
     fn rejected(&self, rejection: &Rejected) {
         if let Some(listeners) = &self.listeners {
-            for listener in listeners.on_rejection.iter() {
-                let _ = catch_unwind(AssertUnwindSafe(|| listener(rejection)));
-            }
+            // A copy, made only here: the hot path keeps its rejection in
+            // registers.
+            tell_rejected(listeners, *rejection);
         }
+    }
+}
+
+#[inline(never)]
+fn tell_rejected(listeners: &Listeners, rejection: Rejected) {
+    for listener in listeners.on_rejection.iter() {
+        let _ = catch_unwind(AssertUnwindSafe(|| listener(&rejection)));
     }
 }
 

@@ -136,9 +136,23 @@ impl ThreadCounters {
     /// This thread's slot, made now if this is its first count here.
     #[inline(always)]
     fn slot(&self) -> Option<&Slot> {
+        // A thread without an index reads one past every run: no test for
+        // it on the hot path.
+        let i = index::current_or_past_end();
+        match self.first.get().and_then(|first| first.get(i)) {
+            Some(slot) => Some(slot),
+            None => self.slot_past_first(),
+        }
+    }
+
+    /// This thread's slot when it is not in the first run (or the run is
+    /// not made yet): out of line, but not cold (a pool of more than four
+    /// threads counts here on every call).
+    #[inline(never)]
+    fn slot_past_first(&self) -> Option<&Slot> {
         let i = index::current()?;
         match self.first.get() {
-            Some(first) => first.get(i).or_else(|| self.bucket_slot(i)),
+            Some(_) => self.bucket_slot(i),
             None => self.make_first(i).get(i),
         }
     }
@@ -298,6 +312,12 @@ mod index {
     pub(crate) fn current() -> Option<usize> {
         let i = CURRENT.with(Cell::get);
         (i != NONE).then_some(i as usize)
+    }
+
+    /// This thread's index, or one no slot run reaches if it holds none.
+    #[inline(always)]
+    pub(crate) fn current_or_past_end() -> usize {
+        CURRENT.with(Cell::get) as usize
     }
 
     /// Index `i`'s bucket and its place in it.

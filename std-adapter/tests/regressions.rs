@@ -254,3 +254,25 @@ fn a_success_counted_lock_free_before_a_reset_is_zeroed_with_the_rest() {
     let c = breaker.metrics().counts;
     assert_eq!((c.successes, c.stale), (0, 1));
 }
+
+#[test]
+fn a_call_whose_breaker_changed_while_it_ran_is_not_settled_as_a_free_success() {
+    let breaker = StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap())
+        .clock(SharedManualClock::new())
+        .build();
+    let _ = breaker.call(|| Ok::<_, ()>(())); // publishes that successes are free
+                                              // A failure inside the call starts a run; the call's success ends it.
+    let _ = breaker.call(|| {
+        let _ = breaker.call(|| Err::<(), _>(()));
+        Ok::<_, ()>(())
+    });
+    let _ = breaker.call(|| Err::<(), _>(()));
+    assert_eq!(breaker.state(), State::Closed);
+    // Reset while the call runs: its success is stale, not counted.
+    let _ = breaker.call(|| {
+        breaker.reset();
+        Ok::<_, ()>(())
+    });
+    let c = breaker.metrics().counts;
+    assert_eq!((c.successes, c.stale), (0, 1));
+}

@@ -531,3 +531,27 @@ fn a_reader_that_keeps_meeting_a_write_asks_under_the_lock_instead_of_spinning()
     });
     assert!(b.try_acquire_at(secs(0)).result.is_ok());
 }
+
+#[test]
+fn a_call_whose_breaker_changed_while_it_ran_is_not_settled_as_a_free_success() {
+    // `call` admits with successes free; a failure inside the operation
+    // starts a failure run. The call's success must end that run (under
+    // the lock), not pass as a free success: one failure after it does not
+    // trip a breaker that trips at two.
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let _ = b.call(|| Ok::<_, ()>(())); // publishes that successes are free
+    let _ = b.call(|| {
+        let _ = b.call(|| Err::<(), _>(()));
+        Ok::<_, ()>(())
+    });
+    let _ = b.call(|| Err::<(), _>(()));
+    assert_eq!(b.state(), State::Closed);
+    // Reset while the call runs: its success is stale, not counted.
+    let _ = b.call(|| {
+        let _ = b.reset();
+        Ok::<_, ()>(())
+    });
+    let c = b.metrics_at(secs(0)).counts;
+    assert_eq!((c.successes, c.stale), (0, 1));
+}
