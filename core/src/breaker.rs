@@ -182,18 +182,33 @@ pub struct Permit {
     /// Whether the breaker counted the admission; a wrapper's lock-free
     /// admissions are counted when reported instead.
     counted: bool,
+    /// The breaker's epoch (its resets, see [`epoch_of`]) at admission: a
+    /// lock-free admission reported after a reset counts no call.
+    epoch: u32,
+}
+
+/// The epoch of a breaker reset `resets` times: its low 24 bits (what the
+/// shared breaker publishes beside its flags).
+pub(crate) const fn epoch_of(resets: u32) -> u32 {
+    resets & 0x00ff_ffff
 }
 
 impl Permit {
     /// A permit for a call admitted without counting it (the closed path of
     /// `Breaker::call`, the shared breaker's lock-free admission): the call
     /// is counted in [`Counts::calls`] when it is reported.
-    pub(crate) const fn uncounted(generation: u64, started: Instant, state: State) -> Permit {
+    pub(crate) const fn uncounted(
+        generation: u64,
+        started: Instant,
+        state: State,
+        epoch: u32,
+    ) -> Permit {
         Permit {
             generation,
             started,
             state,
             counted: false,
+            epoch,
         }
     }
 
@@ -206,6 +221,7 @@ impl Permit {
             started: self.started,
             state: self.state,
             counted: self.counted,
+            epoch: self.epoch,
         }
     }
 
@@ -667,6 +683,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
                 started,
                 state: self.phase.state(),
                 counted: true,
+                epoch: epoch_of(self.resets),
             }),
             transition,
         }
@@ -694,8 +711,12 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         outcome: Outcome,
         now: &mut Now<impl FnMut() -> Instant>,
     ) -> Report {
-        // A call admitted while disabled counts nothing, even when stale.
-        if !permit.counted && permit.state != State::Disabled {
+        // While disabled nothing is counted: neither a call admitted then
+        // nor any report made then, stale or not.
+        let counting = permit.state != State::Disabled && !matches!(self.phase, Phase::Disabled);
+        // A lock-free admission is counted now, unless a reset has zeroed
+        // the counts it belonged to.
+        if counting && !permit.counted && permit.epoch == epoch_of(self.resets) {
             self.counts.calls = self.counts.calls.saturating_add(1);
         }
         // Probes past their lease have failed, whatever arrives now.
@@ -708,12 +729,12 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
                     .min(t.saturating_add(self.config.probe_lease()));
                 if t >= lease_until {
                     let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
-                    return self.stale(Some(transition));
+                    return self.stale(counting, Some(transition));
                 }
             }
         }
         if permit.generation != self.generation {
-            return self.stale(None);
+            return self.stale(counting, None);
         }
         let failed = match outcome {
             Outcome::Success => false,
@@ -755,7 +776,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
             }
             // No permit of the current generation exists in these states:
             // every transition into them bumps the generation.
-            Phase::Open { .. } | Phase::ForcedOpen => return self.stale(None),
+            Phase::Open { .. } | Phase::ForcedOpen => return self.stale(counting, None),
         };
         Report {
             status: ReportStatus::Recorded,
@@ -834,8 +855,10 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         }
     }
 
-    fn stale(&mut self, transition: Option<Transition>) -> Report {
-        self.counts.stale = self.counts.stale.saturating_add(1);
+    fn stale(&mut self, counting: bool, transition: Option<Transition>) -> Report {
+        if counting {
+            self.counts.stale = self.counts.stale.saturating_add(1);
+        }
         Report {
             status: ReportStatus::Stale,
             transition,
@@ -1134,7 +1157,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
             let result = op();
             let outcome = classify(&result);
             if !self.machine.count_noop_success(outcome) {
-                let permit = Permit::uncounted(generation, Instant::ZERO, State::Closed);
+                let epoch = epoch_of(self.machine.resets);
+                let permit = Permit::uncounted(generation, Instant::ZERO, State::Closed, epoch);
                 let _ = self.record(permit, outcome);
             }
             return result.map_err(CallError::Inner);

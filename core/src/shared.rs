@@ -7,10 +7,10 @@
 
 use core::fmt;
 
+use crate::breaker::{epoch_of, Counts, Phase, RejectReason, Rejected, State, Transition};
 use crate::breaker::{
     Admission, Breaker, CallError, Metrics, Outcome, Permit, Report, ReportStatus,
 };
-use crate::breaker::{Counts, Phase, RejectReason, Rejected, State, Transition};
 use crate::config::Config;
 use crate::policy::{ConsecutiveFailures, TripPolicy};
 use crate::sync::{fence, spin, update, AtomicSeq, AtomicU32, Ordering, Seq, Word64};
@@ -301,11 +301,6 @@ fn admitting_state(flags: u32) -> State {
     STATES[((flags & STATE_MASK) >> STATE_SHIFT) as usize]
 }
 
-/// The epoch of a breaker reset `resets` times: 24 bits, as published.
-fn epoch_of(resets: u32) -> u32 {
-    resets & ((1 << (32 - EPOCH_SHIFT)) - 1)
-}
-
 /// What the lock-free paths read: generation, flags (with the epoch) and
 /// open deadline, published under the lock and read with a sequence lock,
 /// so 64-bit values need only 32-bit atomic loads (native even on a
@@ -469,7 +464,9 @@ impl Snapshot {
 /// as a failure before the panic goes on.
 ///
 /// The one difference from [`Breaker`]: closed-state calls admitted on the
-/// lock-free path are counted in [`Counts::calls`] when they are reported.
+/// lock-free path are counted in [`Counts::calls`] when they are reported
+/// (stale reports too, unless a reset zeroed the counts since the call was
+/// admitted). `docs/semantics.md` in the repository has the whole contract.
 ///
 /// ```
 /// use breakerbox_core::{Config, ConsecutiveFailures, Instant, Outcome, SharedBreaker, State};
@@ -567,6 +564,7 @@ impl Ticket {
             self.view.generation,
             self.started,
             admitting_state(self.view.flags),
+            self.view.epoch(),
         )
     }
 }
@@ -922,8 +920,11 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     /// settle (the snapshot changed, or the outcome changes the machine).
     #[inline(never)]
     fn record_admitted(&self, generation: u64, flags: u32, started: Instant, outcome: Outcome) {
-        let state = admitting_state(flags);
-        let _ = self.record(Permit::uncounted(generation, started, state), outcome);
+        let (state, epoch) = (admitting_state(flags), flags >> EPOCH_SHIFT);
+        let _ = self.record(
+            Permit::uncounted(generation, started, state, epoch),
+            outcome,
+        );
     }
 
     /// The report of a call the lock admitted.

@@ -169,13 +169,15 @@ pub fn ops(data: &[u8]) {
                 outcome: raw,
             } if !permits.is_empty() => {
                 let (p, q) = permits.remove(index as usize % permits.len());
+                // While disabled nothing is counted (docs/semantics.md).
+                let countable = before.state != State::Disabled && p.state() != State::Disabled;
                 let (a, b) = (
                     single.record_at(p, outcome(raw), now),
                     shared.record_at(q, outcome(raw), now),
                 );
                 assert_eq!(a, b, "{op:?}");
                 follow(&mut generation, a.transition);
-                if !(before.state == State::Disabled && a.status == ReportStatus::Recorded) {
+                if countable {
                     reports += 1;
                 }
                 if a.status == ReportStatus::Stale && a.transition.is_none() {

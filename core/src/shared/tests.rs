@@ -14,6 +14,7 @@ trait Subject {
     fn acquire(&mut self, t: Instant) -> Admission;
     fn report(&mut self, permit: Permit, outcome: Outcome, t: Instant) -> Report;
     fn force_open(&mut self, t: Instant) -> Option<Transition>;
+    fn disable(&mut self, t: Instant) -> Option<Transition>;
     fn release(&mut self, t: Instant) -> Option<Transition>;
     fn reset(&mut self, t: Instant) -> Transition;
     fn metrics(&mut self, t: Instant) -> Metrics;
@@ -31,6 +32,9 @@ impl Subject for Breaker<ConsecutiveFailures, (), 4> {
     }
     fn force_open(&mut self, t: Instant) -> Option<Transition> {
         self.force_open_at(t)
+    }
+    fn disable(&mut self, t: Instant) -> Option<Transition> {
+        self.disable_at(t)
     }
     fn release(&mut self, t: Instant) -> Option<Transition> {
         self.release_at(t)
@@ -55,6 +59,9 @@ impl Subject for SharedBreaker<ConsecutiveFailures, (), 4> {
     }
     fn force_open(&mut self, t: Instant) -> Option<Transition> {
         self.with_breaker(|m| m.force_open_at(t)).flatten()
+    }
+    fn disable(&mut self, t: Instant) -> Option<Transition> {
+        self.with_breaker(|m| m.disable_at(t)).flatten()
     }
     fn release(&mut self, t: Instant) -> Option<Transition> {
         self.with_breaker(|m| m.release_at(t)).flatten()
@@ -203,6 +210,7 @@ both!(
     probe_lease_expires,
     manual_states_and_reset,
     ignored_and_success_after_failure,
+    nothing_is_counted_while_disabled,
 );
 
 #[test]
@@ -476,7 +484,25 @@ fn a_stale_permit_of_a_disabled_breaker_counts_no_call() {
     let permit = b.try_acquire_at(secs(0)).result.unwrap();
     let _ = b.with_breaker(|m| m.release_at(secs(0)));
     assert!(b.record_at(permit, Outcome::Success, secs(0)).is_stale());
-    assert_eq!(b.metrics_at(secs(0)).counts.calls, 0);
+    let c = b.metrics_at(secs(0)).counts;
+    assert_eq!(
+        (c.calls, c.stale),
+        (0, 0),
+        "a disabled call counts nothing, ever"
+    );
+}
+
+/// docs/semantics.md: while Disabled nothing is counted, stale reports
+/// included.
+fn nothing_is_counted_while_disabled<S: Subject>() {
+    let mut b = S::make(Config::DEFAULT, 2);
+    let before = b.acquire(secs(0)).result.unwrap();
+    assert!(b.force_open(secs(0)).is_some());
+    let _ = b.release(secs(0));
+    assert!(b.disable(secs(0)).is_some());
+    assert!(b.report(before, Outcome::Success, secs(1)).is_stale());
+    let c = b.metrics(secs(1)).counts;
+    assert_eq!((c.calls, c.stale, c.successes), (1, 0, 0));
 }
 
 #[test]
@@ -554,4 +580,28 @@ fn a_call_whose_breaker_changed_while_it_ran_is_not_settled_as_a_free_success() 
     });
     let c = b.metrics_at(secs(0)).counts;
     assert_eq!((c.successes, c.stale), (0, 1));
+}
+
+#[test]
+fn a_lock_free_call_reported_stale_counts_as_a_call_unless_a_reset_came_between() {
+    // docs/semantics.md, "Lock-free admissions": counted as `Breaker`
+    // counts every admission; a reset zeroed the counts it belonged to.
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    let before_trip = b.try_acquire_at(secs(0)).result.unwrap();
+    let _ = run_shared(&b, Outcome::Failure); // trips
+    assert!(b
+        .record_at(before_trip, Outcome::Success, secs(0))
+        .is_stale());
+    let c = b.metrics_at(secs(0)).counts;
+    assert_eq!((c.calls, c.failures, c.stale), (2, 1, 1));
+
+    let _ = b.reset();
+    let before_reset = b.try_acquire_at(secs(0)).result.unwrap();
+    let _ = b.reset();
+    assert!(b
+        .record_at(before_reset, Outcome::Success, secs(0))
+        .is_stale());
+    let c = b.metrics_at(secs(0)).counts;
+    assert_eq!((c.calls, c.stale), (0, 1));
 }
