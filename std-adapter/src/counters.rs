@@ -206,7 +206,7 @@ impl ThreadCounters {
     }
 
     /// Bytes of slots made so far.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn slot_bytes(&self) -> usize {
         let first = self.first.get().map_or(0, |f| f.len());
         let rest = self.table.get().map_or(0, |t| t.slots().count());
@@ -282,15 +282,29 @@ mod index {
     impl Drop for Held {
         fn drop(&mut self) {
             // Under loom every execution starts with all indices free, and
-            // its thread-locals are dropped after its atomics are gone.
+            // its thread-locals are dropped after its atomics are gone: the
+            // loom tests give indices back with `release` instead.
             #[cfg(not(loom))]
-            if let Some(i) = self.0.take() {
-                // Later destructors of this thread count on the overflow.
-                let _ = CURRENT.try_with(|c| c.set(NONE));
-                // Release: the next holder sees every count made under it.
-                FREE.fetch_or(1 << i, Ordering::Release);
-            }
+            give_back(self);
         }
+    }
+
+    /// Gives `held`'s index back: later counts of this thread (its later
+    /// destructors) go to the overflow, and the next thread to claim the
+    /// index counts on in the same slot.
+    fn give_back(held: &Held) {
+        if let Some(i) = held.0.take() {
+            let _ = CURRENT.try_with(|c| c.set(NONE));
+            // Release: the next holder sees every count made under it.
+            FREE.fetch_or(1 << i, Ordering::Release);
+        }
+    }
+
+    /// What a thread's exit does, for the loom tests (whose thread-locals
+    /// are dropped outside the model).
+    #[cfg(all(test, loom))]
+    pub(crate) fn release() {
+        HELD.with(give_back);
     }
 
     #[cfg(not(loom))]
@@ -484,5 +498,53 @@ mod tests {
         // Epochs wrap at 24 bits.
         assert!(is_after(0, 0x00ff_ffff));
         assert!(!is_after(0x00ff_ffff, 0));
+    }
+}
+
+/// loom checks of the index hand-over: an exiting thread gives its index
+/// back and the next thread counts on in the same slot, with nothing lost
+/// or counted twice. Run with `RUSTFLAGS="--cfg loom" cargo test -p
+/// breakerbox-std --lib --release`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::*;
+
+    #[test]
+    fn an_index_handed_over_keeps_every_count() {
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = runs.clone();
+        let handed_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen_hand_over = handed_over.clone();
+        loom::model(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let counters = Arc::new(ThreadCounters::default());
+            let spawn = |n: u64| {
+                let c = counters.clone();
+                thread::spawn(move || {
+                    for _ in 0..n {
+                        assert!(c.add(LockFreeEvent::Success, 0));
+                    }
+                    let i = index::current();
+                    index::release();
+                    i
+                })
+            };
+            let (a, b) = (spawn(1), spawn(2));
+            let during = counters.read(0).successes;
+            assert!(during <= 3, "{during}");
+            let (a, b) = (a.join().unwrap(), b.join().unwrap());
+            if a == b {
+                seen_hand_over.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            assert_eq!(counters.read(0).successes, 3, "indices {a:?} and {b:?}");
+        });
+        assert!(runs.load(std::sync::atomic::Ordering::SeqCst) > 1);
+        assert!(
+            handed_over.load(std::sync::atomic::Ordering::SeqCst),
+            "some interleaving handed one index from one thread to the other"
+        );
     }
 }
