@@ -4,7 +4,8 @@
 //! to the end of time), manual states and resets, driven against `Breaker`,
 //! `SharedBreaker` and the std adapter's `StdBreaker`, and compared with the
 //! reference model after every step. Named invariants are checked on every
-//! step too.
+//! step too, each computed from what the breaker itself answered and
+//! reported (never from the model's state).
 //!
 //! `PROPTEST_CASES=10000 cargo test --test model_check --release` for a
 //! longer run.
@@ -14,12 +15,12 @@ mod model;
 use std::sync::{Arc, Mutex};
 
 use breakerbox::{
-    Breaker, Config, ConsecutiveFailures, CountWindow, Duration, HalfOpenVerdict, Instant, Jitter,
-    Metrics, Outcome, Permit, Ratio, ReadyToTrip, Rejected, ReportStatus, RunCounts, SharedBreaker,
-    SharedManualClock, State, StdBreaker, Thresholds, TimeWindow, Transition, TransitionReason,
-    TripPolicy,
+    Breaker, Config, ConsecutiveFailures, CountWindow, Counts, Duration, HalfOpenVerdict, Instant,
+    Jitter, Metrics, Outcome, Permit, Ratio, ReadyToTrip, RejectReason, Rejected, ReportStatus,
+    RunCounts, SharedBreaker, SharedManualClock, State, StdBreaker, Thresholds, TimeWindow,
+    Transition, TransitionReason, TripPolicy,
 };
-use model::{Admit, Backoff, Change, Model, ModelPermit, Phase, Policy, Rules, Settings};
+use model::{Answer, Backoff, Model, Policy, Rules, Settings};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -41,6 +42,7 @@ trait Subject {
     const DROP_IS_IGNORED: bool;
     fn acquire(&mut self, now: u64) -> (Result<Self::Ticket, Rejected>, Vec<Transition>);
     fn ticket_state(ticket: &Self::Ticket) -> State;
+    fn ticket_generation(ticket: &Self::Ticket) -> u64;
     fn report(
         &mut self,
         ticket: Self::Ticket,
@@ -69,6 +71,9 @@ macro_rules! core_subject {
         }
         fn ticket_state(ticket: &Permit) -> State {
             ticket.state()
+        }
+        fn ticket_generation(ticket: &Permit) -> u64 {
+            ticket.generation()
         }
         fn report(
             &mut self,
@@ -150,6 +155,9 @@ impl<'a, P: TripPolicy> Subject for StdSubject<'a, P> {
     }
     fn ticket_state(ticket: &Self::Ticket) -> State {
         ticket.permit().unwrap().state()
+    }
+    fn ticket_generation(ticket: &Self::Ticket) -> u64 {
+        ticket.permit().unwrap().generation()
     }
     fn report(
         &mut self,
@@ -339,21 +347,24 @@ impl Setup {
         b.build().expect("a valid configuration")
     }
 
-    fn model(&self, shared: bool) -> Model {
-        let backoff = Backoff {
+    /// The backoff as plain numbers.
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            exponential: self.exponential,
             initial: self.initial,
             max: if self.exponential {
                 self.initial * self.max_factor
             } else {
                 self.initial
             },
-            multiplier: if self.exponential {
-                (self.multiplier.0 as u64, self.multiplier.1 as u64)
-            } else {
-                (1, 1)
-            },
+            multiplier: (self.multiplier.0 as u64, self.multiplier.1 as u64),
             jitter: self.jitter,
-        };
+            seed: self.seed,
+        }
+    }
+
+    fn model(&self, shared: bool) -> Model {
+        let backoff = self.backoff();
         let policy = match self.policy {
             PolicySetup::Consecutive(t) => Policy::Consecutive {
                 threshold: t as u64,
@@ -436,15 +447,6 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
 
 // ------------------------------------------------------------------- runner
 
-fn change(t: &Transition) -> Change {
-    Change {
-        from: t.from,
-        to: t.to,
-        reason: t.reason,
-        generation: t.generation,
-    }
-}
-
 macro_rules! invariant {
     ($name:literal, $ok:expr, $($fmt:tt)*) => {
         if !$ok {
@@ -453,66 +455,134 @@ macro_rules! invariant {
     };
 }
 
-fn compare_transitions(
-    step: usize,
-    op: &Op,
-    got: &[Transition],
-    want: Option<Change>,
-) -> Result<(), TestCaseError> {
-    let got: Vec<Change> = got.iter().map(change).collect();
-    let want: Vec<Change> = want.into_iter().collect();
-    prop_assert_eq!(got, want, "step {} ({:?}): transitions", step, op);
-    Ok(())
+/// A permit out: the breaker's ticket, the model's handle for it, and what
+/// the breaker said of it.
+struct Out<T> {
+    ticket: T,
+    /// Which acquire gave it (the test's own numbering).
+    id: usize,
+    /// The model's handle: the index of its acquire in the model's history.
+    handle: usize,
+    /// The permit's admitting state and generation, as the breaker gave them.
+    state: State,
+    generation: u64,
 }
 
-fn run<S: Subject>(mut subject: S, mut model: Model, ops: &[Op]) -> Result<(), TestCaseError> {
+/// What the breaker has answered and reported so far, kept by the test from
+/// the breaker's own outputs (never from the model): the ground of the
+/// named invariants.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Transition events heard.
+    transitions: u64,
+    /// The generation of the last transition heard.
+    generation: u64,
+    /// Generations started by a `Reset`.
+    resets: Vec<u64>,
+    /// Reports (and std guards dropped) since the last reset that the
+    /// contract counts somewhere: all but those made while disabled or with
+    /// a permit of the disabled state.
+    reports: u64,
+    /// Rejections since the last reset.
+    rejections: u64,
+    /// Reopenings (failed probe, probe rate, lease ended) since the last
+    /// transition into closed.
+    reopenings: u64,
+    /// Successes and failures recorded in closed and metrics-only since the
+    /// policy's window was last emptied (a bound on what the window holds).
+    window_calls: u64,
+    window_failures: u64,
+    /// Half-open permits the breaker gave and that were not reported (lost
+    /// ones included): `(id, generation)`.
+    probes: Vec<(usize, u64)>,
+    /// The end of the probe lease of this generation, from the breaker's
+    /// half-open admissions (and pulled back as the contract says).
+    lease_end: Option<u64>,
+}
+
+/// The answers to one operation, from the breaker and from the model.
+#[derive(Default)]
+struct Answers {
+    got: Option<Answer>,
+    want: Option<Answer>,
+    want_transition: Option<Transition>,
+}
+
+fn admission<T, S: Subject<Ticket = T>>(got: &Result<T, Rejected>) -> Answer {
+    match got {
+        Ok(t) => Answer::Admitted {
+            state: S::ticket_state(t),
+            generation: S::ticket_generation(t),
+        },
+        Err(r) => Answer::Rejected {
+            reason: r.reason,
+            retry_after: r.retry_after.map(Duration::as_micros),
+        },
+    }
+}
+
+fn reopening(reason: TransitionReason) -> bool {
+    matches!(
+        reason,
+        TransitionReason::ProbeFailed
+            | TransitionReason::ProbeRateExceeded
+            | TransitionReason::ProbeLeaseExpired
+    )
+}
+
+fn run<S: Subject>(
+    mut subject: S,
+    mut model: Model,
+    setup: &Setup,
+    shared: bool,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    let lease = setup.lease;
+    let max_probes = setup.max_probes;
+    let backoff = setup.backoff();
+    // A rate window alone (not either-of, consecutive or a user function):
+    // its minimum and failure count.
+    let rate_window = match setup.policy {
+        PolicySetup::Count(_, _, fc, min) | PolicySetup::Time(_, _, fc, min, _) => Some((fc, min)),
+        _ => None,
+    };
     let mut now: u64 = 0;
-    let mut outstanding: Vec<(S::Ticket, ModelPermit)> = Vec::new();
-    let mut transitions_seen: u64 = 0;
-    let mut countable_reports: u64 = 0;
-    let mut last_generation: u64 = 0;
+    let mut outstanding: Vec<Out<S::Ticket>> = Vec::new();
+    let mut seen = Seen::default();
     for (step, op) in ops.iter().enumerate() {
         let before = subject.metrics(now);
         let mut heard: Vec<Transition> = Vec::new();
+        let mut answers = Answers::default();
+        // Whether this operation started a probe lease (a half-open
+        // admission with no probe in flight).
+        let mut lease_starts = false;
+        // A call into the breaker in half-open with probes in flight pulls
+        // the lease back; then, has it passed?
+        let lease_check = move |seen: &mut Seen| {
+            if before.state == State::HalfOpen && before.probes_in_flight > 0 {
+                seen.lease_end = seen.lease_end.map(|e| e.min(now.saturating_add(lease)));
+                seen.lease_end.is_some_and(|e| now >= e)
+            } else {
+                false
+            }
+        };
+        let lease_expiry = [(
+            State::HalfOpen,
+            State::Open,
+            TransitionReason::ProbeLeaseExpired,
+        )];
+        let shape = |ts: &[Transition]| -> Vec<(State, State, TransitionReason)> {
+            ts.iter().map(|t| (t.from, t.to, t.reason)).collect()
+        };
         match op {
             Op::Acquire => {
-                let was_open_until = match model.phase {
-                    Phase::Open { until } => Some(until),
-                    _ => None,
-                };
+                let lease_passed = lease_check(&mut seen);
                 let (got, transitions) = subject.acquire(now);
-                let (want, permit, want_change) = model.acquire(now);
-                let got_admit = match &got {
-                    Ok(t) => Admit::Admitted(S::ticket_state(t)),
-                    Err(r) => Admit::Rejected(r.reason, r.retry_after.map(Duration::as_micros)),
-                };
-                match (model.pending_jitter, got_admit, want) {
-                    // A lease ended and the breaker reopened with a jittered
-                    // deadline: the rejection says when, within the bounds.
-                    (
-                        Some(_),
-                        Admit::Rejected(got_reason, Some(wait)),
-                        Admit::Rejected(want_reason, Some(_)),
-                    ) => {
-                        prop_assert_eq!(got_reason, want_reason, "step {}: rejection", step);
-                        model
-                            .adopt_deadline(now.saturating_add(wait))
-                            .map_err(|e| {
-                                TestCaseError::fail(format!(
-                                    "invariant open durations stay within their bounds broken: {e}"
-                                ))
-                            })?;
-                    }
-                    _ => prop_assert_eq!(
-                        got_admit,
-                        want,
-                        "step {} ({:?}) at {}: admission",
-                        step,
-                        op,
-                        now
-                    ),
-                }
-                compare_transitions(step, op, &transitions, want_change)?;
+                let fact = model.acquire(now);
+                let got_answer = admission::<_, S>(&got);
+
+                // Catches: an acquire that trips, closes or makes a manual
+                // transition (only open → half-open and a lease's end may).
                 invariant!(
                     "an acquire only opens a probe or ends a lease",
                     transitions.iter().all(|t| matches!(
@@ -521,105 +591,210 @@ fn run<S: Subject>(mut subject: S, mut model: Model, ops: &[Op]) -> Result<(), T
                     )),
                     "step {step}: {transitions:?}"
                 );
-                if let Some(until) = was_open_until {
+                // Catches: a half-open breaker that keeps admitting (or
+                // wedges) after its probes' lease ended, or reopens early.
+                invariant!(
+                    "half-open always ends once the probe lease passes",
+                    if lease_passed {
+                        got.is_err()
+                            && shape(&transitions) == lease_expiry
+                            && before.next_probe_at.is_none()
+                    } else {
+                        !transitions
+                            .iter()
+                            .any(|t| t.reason == TransitionReason::ProbeLeaseExpired)
+                    },
+                    "step {step} at {now}: lease end {:?}, {} in flight, got {:?}, {:?}",
+                    seen.lease_end,
+                    before.probes_in_flight,
+                    got_answer,
+                    transitions
+                );
+                if before.state == State::Open {
+                    let until = before.next_probe_at.map(Instant::as_micros);
+                    // Catches: an open breaker that admits early, rejects at
+                    // or after its deadline, or misstates the wait.
                     invariant!(
                         "open rejects everything before its deadline and admits at it",
-                        (now < until) == got.is_err(),
-                        "step {step}: now {now}, deadline {until}, got {got_admit:?}"
+                        until.is_some_and(|u| match got_answer {
+                            Answer::Rejected {
+                                reason: RejectReason::Open,
+                                retry_after: Some(wait),
+                            } => now < u && wait == u - now,
+                            Answer::Admitted {
+                                state: State::HalfOpen,
+                                ..
+                            } => now >= u,
+                            _ => false,
+                        }),
+                        "step {step}: now {now}, deadline {until:?}, got {got_answer:?}"
                     );
                 }
-                if let (Ok(ticket), Some(permit)) = (got, permit) {
-                    outstanding.push((ticket, permit));
+                if let Ok(ticket) = got {
+                    let state = S::ticket_state(&ticket);
+                    let generation = S::ticket_generation(&ticket);
+                    if state == State::HalfOpen {
+                        seen.probes.push((step, generation));
+                        lease_starts = before.state == State::Open || before.probes_in_flight == 0;
+                    }
+                    outstanding.push(Out {
+                        ticket,
+                        id: step,
+                        handle: model.facts().len() - 1,
+                        state,
+                        generation,
+                    });
+                } else {
+                    seen.rejections += 1;
                 }
+                answers = Answers {
+                    got: Some(got_answer),
+                    want: Some(fact.answer),
+                    want_transition: fact.transition,
+                };
                 heard = transitions;
             }
             Op::Report { index, outcome } if !outstanding.is_empty() => {
-                let (ticket, permit) = outstanding.remove(index % outstanding.len());
-                let outcome_value =
+                let out = outstanding.remove(index % outstanding.len());
+                let outcome =
                     [Outcome::Success, Outcome::Failure, Outcome::Ignored][*outcome as usize];
-                let disabled = model.phase == Phase::Disabled;
-                let (status, transitions) = subject.report(ticket, outcome_value, now);
-                let (stale, want_change) = model.record(permit, *outcome, now);
-                prop_assert_eq!(
-                    status == ReportStatus::Stale,
-                    stale,
-                    "step {} ({:?}): stale",
-                    step,
-                    op
-                );
-                compare_transitions(step, op, &transitions, want_change)?;
-                if !disabled || stale {
-                    countable_reports += 1;
-                }
+                let lease_passed = lease_check(&mut seen);
+                let (permit_state, permit_generation) = (out.state, out.generation);
+                let (status, transitions) = subject.report(out.ticket, outcome, now);
+                let fact = model.report(out.handle, outcome, now);
                 let after = subject.metrics(now);
+                let stale = status == ReportStatus::Stale;
+                seen.probes.retain(|p| p.0 != out.id);
+                let uncounted = before.state == State::Disabled || permit_state == State::Disabled;
+                if !uncounted {
+                    seen.reports += 1;
+                }
+                if !stale
+                    && outcome != Outcome::Ignored
+                    && matches!(permit_state, State::Closed | State::MetricsOnly)
+                {
+                    seen.window_calls += 1;
+                    seen.window_failures += u64::from(outcome == Outcome::Failure);
+                }
+
+                // Catches: a probe reported after its lease that is counted
+                // as a result (or closes the breaker) instead of reopening it.
+                invariant!(
+                    "half-open always ends once the probe lease passes",
+                    if lease_passed {
+                        stale && shape(&transitions) == lease_expiry
+                    } else {
+                        !transitions
+                            .iter()
+                            .any(|t| t.reason == TransitionReason::ProbeLeaseExpired)
+                    },
+                    "step {step} at {now}: lease end {:?}, {} in flight, got {:?}, {:?}",
+                    seen.lease_end,
+                    before.probes_in_flight,
+                    status,
+                    transitions
+                );
                 if stale && transitions.is_empty() {
+                    // The one count a stale report adds (none while
+                    // disabled), and the late count of a lock-free admission
+                    // (unless a reset zeroed the counts it belonged to).
+                    let mut want = before;
+                    if !uncounted {
+                        want.counts.stale += 1;
+                        let reset_since = seen.resets.iter().any(|&g| g > permit_generation);
+                        if shared
+                            && matches!(permit_state, State::Closed | State::MetricsOnly)
+                            && !reset_since
+                        {
+                            want.counts.calls += 1;
+                        }
+                    }
+                    // Catches: a stale report that is counted as a result,
+                    // frees a probe slot, moves the state or a window.
                     invariant!(
                         "stale reports change nothing",
-                        after.state == before.state
-                            && after.generation == before.generation
+                        after == want,
+                        "step {step}: permit {:?}/{}: {:?} -> {:?}",
+                        permit_state,
+                        permit_generation,
+                        before,
+                        after
+                    );
+                }
+                if outcome == Outcome::Ignored && !stale {
+                    // Catches: an ignored outcome that reaches the policy,
+                    // counts as a success or failure, or makes a transition.
+                    invariant!(
+                        "ignored outcomes change no rate",
+                        transitions.is_empty()
+                            && after.failure_rate == before.failure_rate
+                            && after.slow_rate == before.slow_rate
                             && after.counts.successes == before.counts.successes
                             && after.counts.failures == before.counts.failures
-                            && after.counts.stale == before.counts.stale + 1,
+                            && after.counts.slow == before.counts.slow,
                         "step {step}: {before:?} -> {after:?}"
                     );
                 }
-                if *outcome == 2 && !stale {
-                    invariant!(
-                        "ignored outcomes change no rate",
-                        after.failure_rate == before.failure_rate
-                            && after.slow_rate == before.slow_rate,
-                        "step {step}"
-                    );
-                }
-                if matches!(
-                    before.state,
-                    State::ForcedOpen | State::Disabled | State::MetricsOnly
+                if let (Some(t), Some((fc, minimum))) = (
+                    transitions
+                        .iter()
+                        .find(|t| t.reason == TransitionReason::Tripped),
+                    rate_window,
                 ) {
+                    let by_count = fc.is_some_and(|c| seen.window_failures >= u64::from(c));
+                    let by_rate = seen.window_calls >= u64::from(minimum)
+                        && after
+                            .failure_rate
+                            .is_some_and(|r| r.denominator() >= minimum);
+                    // Catches: a rate window that trips on a rate before it
+                    // holds its minimum number of calls.
                     invariant!(
-                        "forced, disabled and metrics-only ignore thresholds",
-                        transitions.is_empty(),
-                        "step {step}: {transitions:?}"
+                        "no trip below the minimum number of calls",
+                        by_count || by_rate,
+                        "step {step}: {t:?} after {} calls ({} failed) since the window \
+                         was emptied, minimum {minimum}, rate {:?}",
+                        seen.window_calls,
+                        seen.window_failures,
+                        after.failure_rate
                     );
                 }
-                if let Some(t) = transitions
-                    .iter()
-                    .find(|t| t.reason == TransitionReason::Tripped)
-                {
-                    // The window with this outcome in it (rate windows only: a
-                    // consecutive-failures or user policy has its own rule).
-                    let rate_window = matches!(
-                        model.policy,
-                        Policy::CountWindow { .. } | Policy::TimeWindow { .. }
-                    );
-                    if let Some((calls, failures, _, minimum)) =
-                        model.window(now).filter(|_| rate_window)
-                    {
-                        let by_count = matches!(model.policy, Policy::CountWindow { rules, .. } | Policy::TimeWindow { rules, .. }
-                            if rules.failure_count.is_some_and(|c| failures >= c));
-                        invariant!(
-                            "no trip below the minimum number of calls",
-                            by_count || calls >= minimum,
-                            "step {step}: {t:?} with {calls} calls, minimum {minimum}"
-                        );
-                    }
-                }
+                answers = Answers {
+                    got: Some(Answer::Reported { stale }),
+                    want: Some(fact.answer),
+                    want_transition: fact.transition,
+                };
                 heard = transitions;
             }
             Op::Report { .. } => {}
             Op::Lose { index } if !outstanding.is_empty() => {
-                let (ticket, permit) = outstanding.remove(index % outstanding.len());
-                let transitions = subject.lose(ticket, now);
-                let want_change = if S::DROP_IS_IGNORED {
-                    let disabled = model.phase == Phase::Disabled;
-                    let (stale, change) = model.record(permit, 2, now);
-                    if !disabled || stale {
-                        countable_reports += 1;
+                let out = outstanding.remove(index % outstanding.len());
+                // The std guard's drop is a report of `Ignored`; a core
+                // permit dropped is no call into the breaker at all.
+                let lease_passed = S::DROP_IS_IGNORED && lease_check(&mut seen);
+                let (permit_state, id) = (out.state, out.id);
+                let transitions = subject.lose(out.ticket, now);
+                if S::DROP_IS_IGNORED {
+                    let fact = model.report(out.handle, Outcome::Ignored, now);
+                    answers.want_transition = fact.transition;
+                    seen.probes.retain(|p| p.0 != id);
+                    if !(before.state == State::Disabled || permit_state == State::Disabled) {
+                        seen.reports += 1;
                     }
-                    change
-                } else {
-                    None
-                };
-                compare_transitions(step, op, &transitions, want_change)?;
+                }
+                // Catches: a dropped guard that wedges half-open after the
+                // lease, or a lost permit that changes the breaker.
+                invariant!(
+                    "half-open always ends once the probe lease passes",
+                    if lease_passed {
+                        shape(&transitions) == lease_expiry
+                    } else {
+                        !transitions
+                            .iter()
+                            .any(|t| t.reason == TransitionReason::ProbeLeaseExpired)
+                    },
+                    "step {step}: lease end {:?}, {transitions:?}",
+                    seen.lease_end
+                );
                 heard = transitions;
             }
             Op::Lose { .. } => {}
@@ -628,162 +803,218 @@ fn run<S: Subject>(mut subject: S, mut model: Model, ops: &[Op]) -> Result<(), T
             Op::ToTheEndOfTime => now = u64::MAX,
             Op::Manual(to) => {
                 let transitions = subject.manual(*to, now);
-                compare_transitions(step, op, &transitions, model.manual(*to, now))?;
+                let fact = model.control(*to, now);
+                answers.want_transition = fact.transition;
                 heard = transitions;
             }
             Op::Reset => {
                 let transitions = subject.reset(now);
-                compare_transitions(step, op, &transitions, Some(model.reset(now)))?;
-                countable_reports = 0;
+                let fact = model.reset(now);
+                answers.want_transition = fact.transition;
+                seen.reports = 0;
+                seen.rejections = 0;
                 let m = subject.metrics(now);
+                // Catches: a reset that keeps a count, a window, a probe or
+                // the old generation, or misreports its transition.
                 invariant!(
                     "reset gives closed, empty windows and a new generation",
                     m.state == State::Closed
-                        && m.generation == before.generation + 1
+                        && m.generation == before.generation.wrapping_add(1)
                         && m.failure_rate.is_none()
-                        && m.counts.successes + m.counts.failures + m.counts.stale == 0,
-                    "step {step}: {m:?}"
+                        && m.slow_rate.is_none()
+                        && m.counts == Counts::default()
+                        && m.time_in_state.as_micros() == 0
+                        && m.next_probe_at.is_none()
+                        && m.probes_in_flight == 0
+                        && transitions.len() == 1
+                        && transitions[0].from == before.state
+                        && transitions[0].to == State::Closed
+                        && transitions[0].reason == TransitionReason::Reset
+                        && transitions[0].at.as_micros() == now,
+                    "step {step}: {before:?} -> {m:?}, {transitions:?}"
                 );
                 heard = transitions;
             }
         }
 
-        // Jittered deadlines: check the bounds, then follow the breaker.
-        let metrics = subject.metrics(now);
-        if model.pending_jitter.is_some() {
-            let until = metrics.next_probe_at.map(Instant::as_micros).unwrap_or(0);
-            model.adopt_deadline(until).map_err(|e| {
-                TestCaseError::fail(format!(
-                    "invariant open durations stay within their bounds broken: {e}"
-                ))
-            })?;
+        let after = subject.metrics(now);
+
+        // ------------------------------------------ invariants of every step
+        let calls_the_breaker = matches!(op, Op::Acquire | Op::Report { .. })
+            || (S::DROP_IS_IGNORED && matches!(op, Op::Lose { .. }));
+        if calls_the_breaker
+            && matches!(
+                before.state,
+                State::ForcedOpen | State::Disabled | State::MetricsOnly
+            )
+        {
+            // Catches: a manual state that trips, closes or opens by itself.
+            invariant!(
+                "forced, disabled and metrics-only ignore thresholds",
+                heard.is_empty() && after.state == before.state,
+                "step {step} ({op:?}): {heard:?}"
+            );
         }
+        if calls_the_breaker && before.state == State::Disabled {
+            // Catches: a disabled breaker that counts calls, results or
+            // stale reports.
+            invariant!(
+                "nothing is counted while disabled",
+                after.counts == before.counts,
+                "step {step} ({op:?}): {:?} -> {:?}",
+                before.counts,
+                after.counts
+            );
+        }
+        if matches!(op, Op::Manual(_)) {
+            // Catches: a manual control that counts something.
+            invariant!(
+                "manual controls change no count",
+                after.counts == before.counts,
+                "step {step} ({op:?}): {:?} -> {:?}",
+                before.counts,
+                after.counts
+            );
+        }
+        if matches!(op, Op::Forward(_) | Op::Back(_) | Op::ToTheEndOfTime) {
+            // Catches: a breaker that moves (trips, opens, closes, counts)
+            // when only read, as time passes.
+            invariant!(
+                "a clock step alone changes no state",
+                after.state == before.state
+                    && after.generation == before.generation
+                    && after.counts == before.counts
+                    && after.probes_in_flight == before.probes_in_flight,
+                "step {step} ({op:?}): {before:?} -> {after:?}"
+            );
+        }
+
+        // Catches: a transition without an event, an event without a
+        // transition, or two events for one operation.
+        invariant!(
+            "exactly one transition event per transition",
+            heard.len() <= 1
+                && after.generation == before.generation.wrapping_add(heard.len() as u64),
+            "step {step} ({op:?}): {heard:?}, generation {} -> {}",
+            before.generation,
+            after.generation
+        );
         for t in &heard {
+            // Catches: a generation that skips, repeats or goes back, or an
+            // event carrying the wrong one.
             invariant!(
                 "the generation strictly increases, one per transition",
-                t.generation == last_generation + 1,
-                "step {step}: {t:?} after generation {last_generation}"
+                t.generation == seen.generation.wrapping_add(1),
+                "step {step}: {t:?} after generation {}",
+                seen.generation
             );
-            last_generation = t.generation;
+            seen.generation = t.generation;
+            seen.transitions += 1;
+            seen.lease_end = None;
+            if t.reason == TransitionReason::Reset {
+                seen.resets.push(t.generation);
+            }
+            if reopening(t.reason) {
+                seen.reopenings += 1;
+            }
+            if t.to == State::Closed {
+                seen.reopenings = 0;
+            }
+            if matches!(t.to, State::Closed | State::MetricsOnly) {
+                seen.window_calls = 0;
+                seen.window_failures = 0;
+            }
             if t.to == State::Open {
-                if let Some(until) = metrics
+                let at = t.at.as_micros();
+                let base = backoff.base(seen.reopenings);
+                let (lo, hi) = backoff.bounds(base);
+                let until = after
                     .next_probe_at
-                    .filter(|_| metrics.state == State::Open)
-                {
-                    let open_for = until.saturating_duration_since(t.at).as_micros();
-                    let base = model.open_base;
-                    let (lo, hi) = model.settings.backoff.bounds(base);
-                    invariant!(
-                        "open durations stay within their bounds",
-                        base <= model
-                            .settings
-                            .backoff
-                            .max
-                            .max(model.settings.backoff.initial)
-                            && (open_for >= lo || t.at.as_micros().saturating_add(lo) == u64::MAX)
-                            && open_for <= hi,
-                        "step {step}: open for {open_for} µs, bounds [{lo}, {hi}]"
-                    );
-                }
+                    .filter(|_| after.state == State::Open)
+                    .map(Instant::as_micros);
+                // Catches: a trip or reopening whose deadline ignores the
+                // backoff, its cap, its step or the jitter's range.
+                invariant!(
+                    "open durations stay within their bounds",
+                    until.is_some_and(|u| at.saturating_add(lo) <= u && u <= at.saturating_add(hi)),
+                    "step {step}: {t:?}, open until {until:?}, base {base} after {} \
+                     reopenings, bounds [{lo}, {hi}]",
+                    seen.reopenings
+                );
             }
         }
-        transitions_seen += heard.len() as u64;
+        if lease_starts {
+            seen.lease_end = Some(now.saturating_add(lease));
+        }
+        invariant!(
+            "exactly one transition event per transition",
+            seen.transitions == after.generation && seen.generation == after.generation,
+            "step {step}: {} events, generation {}",
+            seen.transitions,
+            after.generation
+        );
+        let c = after.counts;
+        // Catches: a report counted twice, in the wrong count, or not at all.
+        invariant!(
+            "recorded + ignored + stale equals the reports",
+            c.successes + c.failures + c.ignored + c.stale == seen.reports,
+            "step {step}: {c:?}, {} reports",
+            seen.reports
+        );
+        // Catches: a rejection that is not counted, or counted twice.
+        invariant!(
+            "every rejection is counted",
+            c.rejected == seen.rejections,
+            "step {step}: {c:?}, {} rejections",
+            seen.rejections
+        );
+        let live = seen
+            .probes
+            .iter()
+            .filter(|p| p.1 == after.generation)
+            .count() as u32;
+        // Catches: half-open admitting more probes than `max_probes`, or
+        // losing track of the probes it admitted.
+        invariant!(
+            "probes in flight never exceed max_probes",
+            after.probes_in_flight <= max_probes
+                && live <= max_probes
+                && after.probes_in_flight
+                    == if after.state == State::HalfOpen {
+                        live
+                    } else {
+                        0
+                    },
+            "step {step}: {} in flight, {live} half-open permits of this generation out, \
+             max {max_probes}",
+            after.probes_in_flight
+        );
 
-        // The whole state, compared with the model.
+        // ----------------------------------------- everything, against the model
+        if let (Some(got), Some(want)) = (answers.got, answers.want) {
+            prop_assert_eq!(got, want, "step {} ({:?}) at {}: answer", step, op, now);
+        }
+        let want_heard: Vec<Transition> = answers.want_transition.into_iter().collect();
         prop_assert_eq!(
-            metrics.state,
-            model.phase.state(),
-            "step {} ({:?}) at {}: state",
+            &heard,
+            &want_heard,
+            "step {} ({:?}) at {}: transitions",
             step,
             op,
             now
         );
-        prop_assert_eq!(
-            metrics.generation,
-            model.generation,
-            "step {} ({:?}): generation",
-            step,
-            op
-        );
-        prop_assert_eq!(
-            metrics.counts,
-            model.counts,
-            "step {} ({:?}): counts",
-            step,
-            op
-        );
-        let rate = |part: fn(&(u64, u64, u64, u64)) -> u64| {
-            model
-                .window(now)
-                .filter(|w| w.0 > 0 && w.0 >= w.3)
-                .map(|w| (part(&w), w.0))
-        };
-        let ratio = |r: Option<Ratio>| r.map(|r| (r.numerator() as u64, r.denominator() as u64));
-        prop_assert_eq!(
-            ratio(metrics.failure_rate),
-            rate(|w| w.1),
-            "step {} ({:?}): failure rate",
-            step,
-            op
-        );
-        prop_assert_eq!(
-            ratio(metrics.slow_rate),
-            rate(|w| w.2),
-            "step {} ({:?}): slow rate",
-            step,
-            op
-        );
-        prop_assert_eq!(
-            metrics.time_in_state.as_micros(),
-            model.time_in_state(now),
-            "step {}: time in state",
-            step
-        );
-        prop_assert_eq!(
-            metrics.next_probe_at.map(Instant::as_micros),
-            model.next_probe_at(now),
-            "step {} ({:?}): next probe",
-            step,
-            op
-        );
-        prop_assert_eq!(
-            metrics.probes_in_flight as u64,
-            model.probes_in_flight(),
-            "step {}: probes",
-            step
-        );
-        invariant!(
-            "probes in flight never exceed max_probes",
-            model.probes_in_flight() <= model.settings.max_probes,
-            "step {step}"
-        );
-        invariant!(
-            "exactly one transition event per transition",
-            transitions_seen == metrics.generation,
-            "step {step}: {transitions_seen} events, generation {}",
-            metrics.generation
-        );
-        let c = metrics.counts;
-        invariant!(
-            "recorded + ignored + stale equals the reports",
-            c.successes + c.failures + c.ignored + c.stale == countable_reports,
-            "step {step}: {c:?}, {countable_reports} reports"
-        );
-        // A lease that ended must end half-open at the next acquire.
-        if let Phase::HalfOpen {
-            in_flight,
-            lease_until,
-            ..
-        } = model.phase
-        {
-            invariant!(
-                "half-open always ends once the probe lease passes",
-                in_flight == 0 || now < lease_until || model.clone().acquire(now).2.is_some(),
-                "step {step}"
-            );
-        }
+        let want = model.metrics(now);
+        prop_assert_eq!(after, want, "step {} ({:?}) at {}: metrics", step, op, now);
     }
     Ok(())
+}
+
+/// Says which breaker a failure is about.
+fn named(breaker: &str, e: TestCaseError) -> TestCaseError {
+    match e {
+        TestCaseError::Fail(why) => TestCaseError::fail(format!("{breaker}: {why}")),
+        other => other,
+    }
 }
 
 fn check_all(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
@@ -822,13 +1053,19 @@ fn check_all(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
     with_policy!(|policy| run(
         Breaker::<_, (), 4>::new(config, policy, ()),
         setup.model(false),
+        setup,
+        false,
         ops
-    ))?;
+    ))
+    .map_err(|e| named("Breaker", e))?;
     with_policy!(|policy| run(
         SharedBreaker::<_, (), 4>::new(config, policy, ()),
         setup.model(true),
+        setup,
+        true,
         ops
-    ))?;
+    ))
+    .map_err(|e| named("SharedBreaker", e))?;
     with_policy!(|policy| {
         let clock = SharedManualClock::new();
         let heard = Arc::new(Mutex::new(Vec::new()));
@@ -844,9 +1081,12 @@ fn check_all(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
                 heard,
             },
             setup.model(true),
+            setup,
+            true,
             ops,
         )
-    })?;
+    })
+    .map_err(|e| named("StdBreaker", e))?;
     Ok(())
 }
 

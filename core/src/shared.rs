@@ -318,7 +318,9 @@ struct View {
     generation: u64,
     flags: u32,
     until: Instant,
-    /// The sequence number the view was read at (even).
+    /// The sequence number the view was read at (even). Read back only
+    /// where it is 64 bits (see [`Snapshot::unchanged_since`]).
+    #[cfg_attr(not(any(loom, target_has_atomic = "64")), allow(dead_code))]
     seq: Seq,
 }
 
@@ -560,13 +562,15 @@ impl Ticket {
     }
 
     fn permit(&self) -> Permit {
-        Permit::uncounted(
-            self.view.generation,
-            self.started,
-            admitting_state(self.view.flags),
-            self.view.epoch(),
-        )
+        lock_free_permit(self.view.generation, self.view.flags, self.started)
     }
+}
+
+/// The permit of a call admitted lock-free by a view of `generation` and
+/// `flags`, started at `started`: counted when it is reported.
+fn lock_free_permit(generation: u64, flags: u32, started: Instant) -> Permit {
+    let epoch = flags >> EPOCH_SHIFT;
+    Permit::uncounted(generation, started, admitting_state(flags), epoch)
 }
 
 /// The admission a running call holds.
@@ -920,11 +924,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     /// settle (the snapshot changed, or the outcome changes the machine).
     #[inline(never)]
     fn record_admitted(&self, generation: u64, flags: u32, started: Instant, outcome: Outcome) {
-        let (state, epoch) = (admitting_state(flags), flags >> EPOCH_SHIFT);
-        let _ = self.record(
-            Permit::uncounted(generation, started, state, epoch),
-            outcome,
-        );
+        let _ = self.record(lock_free_permit(generation, flags, started), outcome);
     }
 
     /// The report of a call the lock admitted.

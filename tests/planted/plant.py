@@ -16,6 +16,7 @@ tree: it refuses otherwise.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -114,14 +115,16 @@ LAYERS = [
 
 
 def run_layer(cmd, env, timeout):
-    """True if the layer fails (catches the bug)."""
+    """Whether the layer fails (catches the bug), and the named invariant
+    that failed, if the failure names one."""
     full_env = dict(os.environ, **env)
     try:
-        r = subprocess.run(cmd, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=timeout)
-        return r.returncode != 0
+        r = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
+                           errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
-        return True  # a hang is a catch (a test timed out)
+        return True, "timed out"  # a hang is a catch
+    named = re.search(r"invariant (.+?) broken", r.stdout + r.stderr)
+    return r.returncode != 0, named.group(1) if named else None
 
 
 def plant(file, find, replace):
@@ -142,7 +145,9 @@ def table(results):
         cells = []
         for l in layers:
             v = r["layers"].get(l[0])
-            cells.append("—" if v is None else ("**caught**" if v else "missed"))
+            named = r.get("invariants", {}).get(l[0])
+            cell = "—" if v is None else ("**caught**" if v else "missed")
+            cells.append(f"{cell} (invariant: {named})" if v and named else cell)
         rows.append(f"| {r['bug']} | " + " | ".join(cells) + " |")
     legend = "; ".join(f"`{l[0]}`: {l[3]}" for l in layers)
     return "\n".join([head, rule, *rows, "", f"Layers: {legend}."])
@@ -174,22 +179,25 @@ def main():
     bugs = [b for b in BUGS if args.bugs in b[0]]
     # Each layer must pass on the unplanted tree, or its catches mean nothing.
     for name, cmd, env, _ in wanted:
-        if run_layer(cmd, env, args.timeout):
+        if run_layer(cmd, env, args.timeout)[0]:
             sys.exit(f"layer {name} fails without any planted bug")
 
     results = []
     for bug, file, find, replace in bugs:
         path, original = plant(file, find, replace)
-        caught = {}
+        caught, invariants = {}, {}
         try:
             for name, cmd, env, _ in wanted:
                 t0 = time.time()
-                caught[name] = run_layer(cmd, env, args.timeout)
+                caught[name], invariant = run_layer(cmd, env, args.timeout)
+                if caught[name] and invariant:
+                    invariants[name] = invariant
                 verdict = "caught" if caught[name] else "missed"
-                print(f"{bug:55} {name:10} {verdict:7} {time.time() - t0:6.0f} s", flush=True)
+                print(f"{bug:55} {name:10} {verdict:7} {time.time() - t0:6.0f} s"
+                      + (f"  ({invariant})" if caught[name] and invariant else ""), flush=True)
         finally:
             path.write_text(original)
-        results.append({"bug": bug, "layers": caught})
+        results.append({"bug": bug, "layers": caught, "invariants": invariants})
 
     print()
     print(table(results))
@@ -197,7 +205,12 @@ def main():
         old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
         merged = {r["bug"]: r for r in old}
         for r in results:
-            merged.setdefault(r["bug"], {"bug": r["bug"], "layers": {}})["layers"].update(r["layers"])
+            entry = merged.setdefault(r["bug"], {"bug": r["bug"], "layers": {}})
+            entry["layers"].update(r["layers"])
+            entry.setdefault("invariants", {}).update(r["invariants"])
+            for layer in r["layers"]:
+                if layer not in r["invariants"]:
+                    entry["invariants"].pop(layer, None)
         ordered = [merged[b[0]] for b in BUGS if b[0] in merged]
         RESULTS.write_text(json.dumps(ordered, indent=2) + "\n")
         write_readme(ordered)
