@@ -6,6 +6,9 @@ each, to show which checks catch which bug.
     python3 tests/planted/plant.py --bugs seqlock  # bugs whose name has "seqlock"
     python3 tests/planted/plant.py --layers loom-core,loom-std
     python3 tests/planted/plant.py --write         # also write results.json and the README table
+    python3 tests/planted/plant.py --merge other/results.json   # fold in another run, rewrite the table
+
+A layer that runs past `--timeout` counts as "timed out", not as a catch.
 
 A bug is a literal replacement in one source file; the script fails loudly
 if the text it replaces is gone (the bug list must follow the code). The
@@ -122,7 +125,7 @@ def run_layer(cmd, env, timeout):
         r = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
                            errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired:
-        return True, "timed out"  # a hang is a catch
+        return None, None
     named = re.search(r"invariant (.+?) broken", r.stdout + r.stderr)
     return r.returncode != 0, named.group(1) if named else None
 
@@ -146,7 +149,9 @@ def table(results):
         for l in layers:
             v = r["layers"].get(l[0])
             named = r.get("invariants", {}).get(l[0])
-            cell = "—" if v is None else ("**caught**" if v else "missed")
+            cell = {True: "**caught**", False: "missed", None: "timed out"}[v]
+            if l[0] not in r["layers"]:
+                cell = "—"
             cells.append(f"{cell} (invariant: {named})" if v and named else cell)
         rows.append(f"| {r['bug']} | " + " | ".join(cells) + " |")
     legend = "; ".join(f"`{l[0]}`: {l[3]}" for l in layers)
@@ -162,13 +167,35 @@ def write_readme(results):
     README.write_text(text[:start] + block + text[end:])
 
 
+def save(results):
+    """Merges `results` into results.json (a newer verdict of a layer
+    replaces the older one) and writes the README table from it."""
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    merged = {r["bug"]: r for r in old}
+    for r in results:
+        entry = merged.setdefault(r["bug"], {"bug": r["bug"], "layers": {}})
+        entry["layers"].update(r["layers"])
+        entry.setdefault("invariants", {})
+        for layer in r["layers"]:
+            entry["invariants"].pop(layer, None)
+        entry["invariants"].update(r.get("invariants", {}))
+    ordered = [merged[b[0]] for b in BUGS if b[0] in merged]
+    RESULTS.write_text(json.dumps(ordered, indent=2) + "\n")
+    write_readme(ordered)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bugs", default="", help="only bugs whose name contains this")
     ap.add_argument("--layers", default="", help="comma-separated layer names")
-    ap.add_argument("--timeout", type=int, default=1200, help="seconds per layer run")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds per layer run")
     ap.add_argument("--write", action="store_true", help="write results.json and the README table")
+    ap.add_argument("--merge", help="another run's results.json to fold in (runs nothing)")
     args = ap.parse_args()
+
+    if args.merge:
+        save(json.loads(Path(args.merge).read_text()))
+        return
 
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                            cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -179,8 +206,8 @@ def main():
     bugs = [b for b in BUGS if args.bugs in b[0]]
     # Each layer must pass on the unplanted tree, or its catches mean nothing.
     for name, cmd, env, _ in wanted:
-        if run_layer(cmd, env, args.timeout)[0]:
-            sys.exit(f"layer {name} fails without any planted bug")
+        if run_layer(cmd, env, args.timeout)[0] is not False:
+            sys.exit(f"layer {name} fails (or times out) without any planted bug")
 
     results = []
     for bug, file, find, replace in bugs:
@@ -192,7 +219,7 @@ def main():
                 caught[name], invariant = run_layer(cmd, env, args.timeout)
                 if caught[name] and invariant:
                     invariants[name] = invariant
-                verdict = "caught" if caught[name] else "missed"
+                verdict = {True: "caught", False: "missed", None: "timed out"}[caught[name]]
                 print(f"{bug:55} {name:10} {verdict:7} {time.time() - t0:6.0f} s"
                       + (f"  ({invariant})" if caught[name] and invariant else ""), flush=True)
         finally:
@@ -202,18 +229,7 @@ def main():
     print()
     print(table(results))
     if args.write:
-        old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        merged = {r["bug"]: r for r in old}
-        for r in results:
-            entry = merged.setdefault(r["bug"], {"bug": r["bug"], "layers": {}})
-            entry["layers"].update(r["layers"])
-            entry.setdefault("invariants", {}).update(r["invariants"])
-            for layer in r["layers"]:
-                if layer not in r["invariants"]:
-                    entry["invariants"].pop(layer, None)
-        ordered = [merged[b[0]] for b in BUGS if b[0] in merged]
-        RESULTS.write_text(json.dumps(ordered, indent=2) + "\n")
-        write_readme(ordered)
+        save(results)
     missed = [r["bug"] for r in results if not any(r["layers"].values())]
     if missed:
         sys.exit(f"caught by no layer: {missed}")
