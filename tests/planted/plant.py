@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -121,13 +122,18 @@ def run_layer(cmd, env, timeout):
     """Whether the layer fails (catches the bug), and the named invariant
     that failed, if the failure names one."""
     full_env = dict(os.environ, **env)
+    # A session of its own, so a timeout stops the tests it started too.
+    p = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, errors="replace",
+                         start_new_session=True)
     try:
-        r = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
-                           errors="replace", timeout=timeout)
+        out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
         return None, None
-    named = re.search(r"invariant (.+?) broken", r.stdout + r.stderr)
-    return r.returncode != 0, named.group(1) if named else None
+    named = re.search(r"invariant (.+?) broken", out)
+    return p.returncode != 0, named.group(1) if named else None
 
 
 def plant(file, find, replace):
