@@ -618,7 +618,14 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
         let result = self.machine.with(|m| {
             let generation = m.generation();
             let in_flight = probes_in_flight(m.phase());
+            let resets = m.resets();
             let result = f(m);
+            if m.resets() != resets {
+                // Zeroed with the rest: the counters now hold the new
+                // epoch, so an epoch tag that wraps never brings an old
+                // count back.
+                let _ = self.counters.take(epoch_of(m.resets()));
+            }
             let transitions = m.generation().wrapping_sub(generation);
             if transitions > 0 {
                 // Each transition is in the history; more than it keeps

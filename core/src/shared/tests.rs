@@ -612,3 +612,17 @@ fn a_lock_free_call_reported_stale_counts_as_a_call_unless_a_reset_came_between(
     let c = b.metrics_at(secs(0)).counts;
     assert_eq!((c.calls, c.stale), (0, 1));
 }
+
+#[test]
+fn a_lock_free_count_never_comes_back_when_the_epoch_tag_wraps() {
+    // The counters tag their counts with 8 bits of the reset count: 256
+    // resets later the tag is the same. Found by the `ops` fuzz target.
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let _ = run_shared(&b, Outcome::Success);
+    let _ = run_shared(&b, Outcome::Success); // counted lock-free
+    for _ in 0..256 {
+        let _ = b.reset();
+    }
+    assert_eq!(b.metrics_at(secs(0)).counts, Counts::default());
+}
