@@ -360,13 +360,24 @@ impl defmt::Format for ManualClock {
     }
 }
 
-/// Extends a wrapping hardware counter of 1 to 32 bits (SysTick, an RTC,
-/// a timer peripheral) into a monotonic 64-bit tick count.
+/// Extends a wrapping hardware counter of 1 to 32 bits (an RTC, a timer
+/// peripheral, SysTick) into a monotonic 64-bit tick count.
 ///
-/// Call [`extend`](Self::extend) at least once per wrap period of the
-/// counter (for a 24-bit SysTick at 1 kHz, once every 4.6 hours), or whole
-/// wraps are missed. Each call that sees the raw value go down counts one
-/// wrap.
+/// **The rule.** Between two readings the counter either moved forward or
+/// wrapped; a reading that went back by less than half the counter's range
+/// is a glitch (a torn or early read of the register), not a wrap: the
+/// count holds still until the counter passes its last good reading. A step
+/// back of half the range or more is a wrap. So the counter must be read
+/// more often than every half wrap period (`2^bits / 2` ticks), or a wrap is
+/// taken for a glitch and the time it covered is lost; readings closer
+/// together cost nothing. A reading too high moves the count forward, and
+/// the count then holds until the counter catches up: it never goes back.
+///
+/// **Down-counters** (SysTick counts down from its reload value): give the
+/// extender the bitwise complement of the reading, `!raw`. Bits above the
+/// width are ignored, so for a full-range 24-bit down-counter `!raw` counts
+/// up by one per tick. A down-counter with a shorter reload is not a free
+/// running counter: count its interrupts instead.
 ///
 /// ```
 /// use breakerbox_core::TickExtender;
@@ -374,15 +385,15 @@ impl defmt::Format for ManualClock {
 /// let mut ticks = TickExtender::new(16).unwrap();
 /// assert_eq!(ticks.extend(65_000), 65_000);
 /// assert_eq!(ticks.extend(100), 65_536 + 100); // the counter wrapped once
+/// assert_eq!(ticks.extend(99), 65_536 + 100); // a glitch: the count holds
 /// assert_eq!(ticks.extend(200), 65_536 + 200);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TickExtender {
     mask: u32,
-    period: u64,
     last: u32,
-    wrapped: u64,
+    ticks: u64,
 }
 
 impl TickExtender {
@@ -394,33 +405,117 @@ impl TickExtender {
         if bits == 0 || bits > 32 {
             return Err(ConfigError::CounterWidth);
         }
-        let period = 1u64 << bits;
         Ok(TickExtender {
-            mask: (period - 1) as u32,
-            period,
+            mask: u32::MAX >> (32 - bits),
             last: 0,
-            wrapped: 0,
+            ticks: 0,
         })
+    }
+
+    /// Takes a raw counter reading and gives the ticks it moved on since the
+    /// last good reading: 0 for a glitch (see the rule above). Bits above
+    /// the counter's width are ignored.
+    pub fn advance(&mut self, raw: u32) -> u32 {
+        let raw = raw & self.mask;
+        // How far the counter moved forward, counting a wrap; a step back of
+        // `back` shows as `range - back`, above half the range when `back`
+        // is under it.
+        let forward = raw.wrapping_sub(self.last) & self.mask;
+        let glitch = raw < self.last && forward > self.mask / 2 + 1;
+        if glitch {
+            return 0;
+        }
+        self.last = raw;
+        self.ticks = self.ticks.saturating_add(forward as u64);
+        forward
     }
 
     /// Takes a raw counter reading and gives the 64-bit tick count.
     /// Bits above the counter's width are ignored. Saturates at `u64::MAX`.
     pub fn extend(&mut self, raw: u32) -> u64 {
-        let raw = raw & self.mask;
-        if raw < self.last {
-            self.wrapped = self.wrapped.saturating_add(self.period);
-        }
-        self.last = raw;
-        self.wrapped.saturating_add(raw as u64)
+        self.advance(raw);
+        self.ticks
     }
+}
+
+/// An extended tick count kept as whole seconds and the ticks since, so
+/// that reading it as microseconds needs no 64-bit division (which links a
+/// slow library routine on 32-bit targets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+struct TickCount {
+    extender: TickExtender,
+    secs: u64,
+    /// Ticks into the current second: always below `hz`.
+    sub: u32,
+}
+
+impl TickCount {
+    const fn new(extender: TickExtender) -> Self {
+        TickCount {
+            extender,
+            secs: 0,
+            sub: 0,
+        }
+    }
+
+    /// Takes a raw counter reading of a counter ticking at `hz` (not 0).
+    fn advance(&mut self, raw: u32, hz: u32) {
+        let forward = self.extender.advance(raw);
+        // 32-bit division only: the step is a `u32`.
+        let mut secs = self.secs.saturating_add((forward / hz) as u64);
+        let mut sub = self.sub as u64 + (forward % hz) as u64;
+        if sub >= hz as u64 {
+            sub -= hz as u64;
+            secs = secs.saturating_add(1);
+        }
+        self.secs = secs;
+        self.sub = sub as u32;
+    }
+
+    /// The count as microseconds, saturating, rounded down.
+    fn micros(&self, hz: u32) -> u64 {
+        (self.secs)
+            .saturating_mul(MICROS_PER_SEC)
+            .saturating_add(sub_second_micros(self.sub, hz))
+    }
+}
+
+/// `sub * 10^6 / hz`, rounded down, for `sub < hz`, by binary long
+/// division: the quotient is below 10^6 < 2^20, so twenty steps of a
+/// compare and a subtract give it exactly, with no division instruction.
+const fn sub_second_micros(sub: u32, hz: u32) -> u64 {
+    let mut rest = sub as u64 * MICROS_PER_SEC;
+    let mut micros = 0;
+    let mut bit = 20;
+    while bit > 0 {
+        bit -= 1;
+        let step = (hz as u64) << bit;
+        if rest >= step {
+            rest -= step;
+            micros |= 1 << bit;
+        }
+    }
+    micros
 }
 
 /// A [`Clock`] on a wrapping hardware tick counter: reads the counter with a
 /// function, extends it with a [`TickExtender`] and converts ticks at `hz`
 /// to microseconds.
 ///
-/// Not `Sync`; for an interrupt-shared clock keep the extender in your own
-/// critical section. The conversion is exact and cannot overflow.
+/// Not `Sync`: for a clock shared with interrupt handlers use
+/// [`SharedTickClock`]. The conversion is exact, cannot overflow and uses
+/// no 64-bit division.
+///
+/// **Who reads it how often.** The extender's rule (see [`TickExtender`])
+/// needs a reading more often than every half wrap period of the counter.
+/// A breaker reads its clock only when its state needs the time (open,
+/// half-open, a time-window policy), so a closed breaker on a consecutive
+/// or count-window policy may not read it for hours. Unless your code reads
+/// [`now`](Clock::now) often enough anyway, call [`tick`](Self::tick) that
+/// often, from the main loop or a periodic timer interrupt: for a 16-bit
+/// counter at 1 kHz, more often than every 32 s; for a 24-bit one at
+/// 32 kHz, every 256 s.
 ///
 /// ```
 /// use core::cell::Cell;
@@ -433,7 +528,7 @@ impl TickExtender {
 /// ```
 pub struct TickClock<F> {
     read: F,
-    extender: Cell<TickExtender>,
+    count: Cell<TickCount>,
     hz: u32,
 }
 
@@ -450,7 +545,7 @@ impl<F: Fn() -> u32> TickClock<F> {
         match TickExtender::new(bits) {
             Ok(extender) => Ok(TickClock {
                 read,
-                extender: Cell::new(extender),
+                count: Cell::new(TickCount::new(extender)),
                 hz,
             }),
             Err(e) => Err(e),
@@ -461,30 +556,32 @@ impl<F: Fn() -> u32> TickClock<F> {
     pub fn hz(&self) -> u32 {
         self.hz
     }
-}
 
-/// Converts `ticks` at `hz` to microseconds without overflow: the remainder
-/// part is below `hz * 10^6 < 2^52`.
-const fn ticks_to_micros(ticks: u64, hz: u32) -> u64 {
-    let hz = hz as u64;
-    (ticks / hz)
-        .saturating_mul(MICROS_PER_SEC)
-        .saturating_add((ticks % hz) * MICROS_PER_SEC / hz)
+    /// Reads the counter and keeps its count, without converting it: what
+    /// a periodic interrupt or the main loop calls so that no wrap is
+    /// missed while nothing else reads the clock.
+    pub fn tick(&self) {
+        self.read_count();
+    }
+
+    fn read_count(&self) -> TickCount {
+        let mut count = self.count.get();
+        count.advance((self.read)(), self.hz);
+        self.count.set(count);
+        count
+    }
 }
 
 impl<F: Fn() -> u32> Clock for TickClock<F> {
     fn now(&self) -> Instant {
-        let mut extender = self.extender.get();
-        let ticks = extender.extend((self.read)());
-        self.extender.set(extender);
-        Instant::from_micros(ticks_to_micros(ticks, self.hz))
+        Instant::from_micros(self.read_count().micros(self.hz))
     }
 }
 
 impl<F> fmt::Debug for TickClock<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TickClock")
-            .field("extender", &self.extender.get())
+            .field("extender", &self.count.get().extender)
             .field("hz", &self.hz)
             .finish_non_exhaustive()
     }
@@ -496,7 +593,7 @@ impl<F> defmt::Format for TickClock<F> {
         defmt::write!(
             f,
             "TickClock {{ extender: {}, hz: {} }}",
-            self.extender.get(),
+            self.count.get().extender,
             self.hz
         )
     }
@@ -570,7 +667,7 @@ impl<const NOM: u32, const DENOM: u32> From<fugit::Duration<u64, NOM, DENOM>> fo
 /// ```
 pub struct SharedTickClock<F> {
     read: F,
-    extender: critical_section::Mutex<Cell<TickExtender>>,
+    count: critical_section::Mutex<Cell<TickCount>>,
     hz: u32,
 }
 
@@ -589,7 +686,7 @@ impl<F: Fn() -> u32> SharedTickClock<F> {
         match TickExtender::new(bits) {
             Ok(extender) => Ok(SharedTickClock {
                 read,
-                extender: critical_section::Mutex::new(Cell::new(extender)),
+                count: critical_section::Mutex::new(Cell::new(TickCount::new(extender))),
                 hz,
             }),
             Err(e) => {
@@ -603,18 +700,31 @@ impl<F: Fn() -> u32> SharedTickClock<F> {
     pub fn hz(&self) -> u32 {
         self.hz
     }
+
+    /// Reads the counter and keeps its count, without converting it: call
+    /// it from a periodic timer interrupt (or the main loop) more often
+    /// than every half wrap period of the counter, so that no wrap is
+    /// missed while the breaker does not read its clock (see
+    /// [`TickClock`] for who reads how often). Safe from any interrupt the
+    /// critical section masks.
+    pub fn tick(&self) {
+        self.read_count();
+    }
+
+    fn read_count(&self) -> TickCount {
+        critical_section::with(|cs| {
+            let cell = self.count.borrow(cs);
+            let mut count = cell.get();
+            count.advance((self.read)(), self.hz);
+            cell.set(count);
+            count
+        })
+    }
 }
 
 impl<F: Fn() -> u32> Clock for SharedTickClock<F> {
     fn now(&self) -> Instant {
-        let ticks = critical_section::with(|cs| {
-            let cell = self.extender.borrow(cs);
-            let mut extender = cell.get();
-            let ticks = extender.extend((self.read)());
-            cell.set(extender);
-            ticks
-        });
-        Instant::from_micros(ticks_to_micros(ticks, self.hz))
+        Instant::from_micros(self.read_count().micros(self.hz))
     }
 }
 
@@ -715,10 +825,13 @@ mod tests {
         assert_eq!(t.extend(u32::MAX), u32::MAX as u64);
         assert_eq!(t.extend(0), 1 << 32);
         assert_eq!(t.extend(5), (1 << 32) + 5);
+        assert_eq!(t.extend(1 << 31), (1 << 32) + (1 << 31));
+        assert_eq!(t.extend(0), 2 << 32, "a step back of half the range");
         assert_eq!(t.extend(1), (2 << 32) + 1);
         // Bits above the width are masked off.
         let mut narrow = TickExtender::new(4).unwrap();
         assert_eq!(narrow.extend(0xF3), 3);
+        assert_eq!(narrow.extend(12), 12);
         assert_eq!(narrow.extend(2), 16 + 2);
         // A one-bit counter still works.
         let mut one = TickExtender::new(1).unwrap();
@@ -727,24 +840,77 @@ mod tests {
     }
 
     #[test]
-    fn the_same_reading_twice_is_not_a_wrap() {
+    fn a_step_back_under_half_the_range_is_a_glitch_not_a_wrap() {
+        // A 32-bit counter at 32 kHz: a wrap would be 131,072 s.
+        let mut t = TickExtender::new(32).unwrap();
+        assert_eq!(t.extend(1_000), 1_000);
+        assert_eq!(t.advance(999), 0, "one tick back");
+        assert_eq!(t.extend(999), 1_000, "the count holds");
+        assert_eq!(
+            t.extend(1_001),
+            1_001,
+            "and goes on once the counter passes"
+        );
+        let mut t = TickExtender::new(16).unwrap();
+        assert_eq!(t.extend(40_000), 40_000);
+        assert_eq!(
+            t.extend(40_000 - 32_767),
+            40_000,
+            "just under half: a glitch"
+        );
+        assert_eq!(
+            t.extend(40_000 - 32_768),
+            65_536 + 40_000 - 32_768,
+            "half the range back: a wrap"
+        );
+        assert_eq!(t.extend(39_999), 65_536 + 39_999);
+    }
+
+    #[test]
+    fn the_same_reading_twice_moves_nothing() {
         let mut t = TickExtender::new(16).unwrap();
         assert_eq!(t.extend(500), 500);
+        assert_eq!(t.advance(500), 0);
         assert_eq!(t.extend(500), 500);
-        assert_eq!(
-            t.extend(499),
-            65_536 + 499,
-            "one below the last reading is a wrap"
-        );
+    }
+
+    #[test]
+    fn a_down_counter_complemented_counts_up() {
+        // A full-range 24-bit down-counter (SysTick with its reload at
+        // 0xFF_FFFF), read as `!raw`.
+        let mut t = TickExtender::new(24).unwrap();
+        let down = [0xFF_FFFFu32, 0xFF_FFF0, 0x00_0010, 0xFF_FFF0];
+        let ticks: [u64; 4] = down.map(|raw| t.extend(!raw));
+        assert_eq!(ticks, [0, 15, 0xFF_FFEF, (1 << 24) + 15]);
     }
 
     #[test]
     fn tick_extender_saturates_instead_of_overflowing() {
         let mut t = TickExtender::new(32).unwrap();
-        t.wrapped = u64::MAX - 3;
+        t.ticks = u64::MAX - 3;
         t.last = 10;
-        assert_eq!(t.extend(1), u64::MAX);
-        assert_eq!(t.extend(0), u64::MAX);
+        assert_eq!(t.extend(20), u64::MAX);
+        assert_eq!(t.extend(1 << 31), u64::MAX);
+    }
+
+    #[test]
+    fn sub_second_micros_is_the_exact_quotient() {
+        for hz in [1, 3, 7, 1_000, 32_768, 1_000_000, 48_000_000, u32::MAX] {
+            for sub in [0, 1, hz / 3, hz / 2, hz - 1] {
+                let exact = sub as u64 * MICROS_PER_SEC / hz as u64;
+                assert_eq!(sub_second_micros(sub, hz), exact, "{sub}/{hz}");
+            }
+        }
+    }
+
+    #[test]
+    fn tick_counts_saturate() {
+        let mut count = TickCount::new(TickExtender::new(32).unwrap());
+        count.secs = u64::MAX;
+        count.sub = 999;
+        count.advance(1, 1_000);
+        assert_eq!(count.secs, u64::MAX);
+        assert_eq!(count.micros(1_000), u64::MAX);
     }
 
     #[test]
@@ -788,12 +954,36 @@ mod tests {
         assert!(TickClock::new(|| counter.get(), 0, 1).is_err());
         let clock = TickClock::new(|| counter.get(), 16, 1_000).unwrap();
         assert_eq!(clock.hz(), 1_000);
-        counter.set(65_535);
-        assert_eq!(clock.now(), Instant::from_millis(65_535));
+        counter.set(30_000);
+        assert_eq!(clock.now(), Instant::from_millis(30_000));
+        counter.set(60_000);
+        clock.tick();
         counter.set(1);
         assert_eq!(clock.now(), Instant::from_millis(65_537));
-        assert_eq!(ticks_to_micros(u64::MAX, 1), u64::MAX);
-        assert_eq!(ticks_to_micros(u64::MAX, u32::MAX), 4_294_967_297_000_000);
-        assert_eq!(ticks_to_micros(3, 32_768), 91);
+        // 3 ticks at 32 kHz: 91.55 µs, rounded down.
+        let rtc = TickClock::new(|| counter.get(), 32, 32_768).unwrap();
+        counter.set(3);
+        assert_eq!(rtc.now(), Instant::from_micros(91));
+        counter.set(32_768 * 3 + 3);
+        assert_eq!(rtc.now(), Instant::from_micros(3_000_091));
+        let fastest = TickClock::new(|| counter.get(), 32, u32::MAX).unwrap();
+        counter.set(u32::MAX - 1);
+        assert_eq!(fastest.now(), Instant::from_micros(999_999));
+        counter.set(u32::MAX);
+        assert_eq!(fastest.now(), Instant::from_secs(1));
+    }
+
+    #[test]
+    fn ticking_keeps_every_wrap_while_nothing_reads_the_clock() {
+        // A 16-bit counter at 1 kHz wraps every 65.536 s; a timer interrupt
+        // ticks the clock every 20 s, and the clock is read after 10 wraps.
+        let counter = Cell::new(0u32);
+        let clock = TickClock::new(|| counter.get(), 16, 1_000).unwrap();
+        for ms in (20_000..=640_000).step_by(20_000) {
+            counter.set(ms);
+            clock.tick();
+        }
+        counter.set(655_360 + 5);
+        assert_eq!(clock.now(), Instant::from_millis(655_365));
     }
 }

@@ -20,17 +20,24 @@ HERE = pathlib.Path(__file__).resolve().parent
 README = HERE.parent.parent / "README.md"
 TARGETS = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"]
 BASELINE = ("no breaker", ["--no-default-features"])
+# (label, cargo flags, whether it may link a 64-bit division)
 VARIANTS = [
-    ("`Breaker`, `ConsecutiveFailures`", []),
-    ("`SharedBreaker`, `ConsecutiveFailures`", ["--features", "shared"]),
-    ("`Breaker`, `CountWindow<16>`", ["--features", "count-window"]),
-    ("`Breaker`, `TimeWindow<8>`", ["--features", "time-window"]),
+    ("`Breaker`, `ConsecutiveFailures`", [], False),
+    ("`SharedBreaker`, `ConsecutiveFailures`", ["--features", "shared"], False),
+    ("`Breaker`, `CountWindow<16>`", ["--features", "count-window"], False),
+    # A time window divides the time by its bucket width.
+    ("`Breaker`, `TimeWindow<8>`", ["--features", "time-window"], True),
+    ("`Breaker`, `ConsecutiveFailures`, on a 16-bit `SharedTickClock`", ["--features", "tick-clock"], False),
 ]
+# The library routines of a 64-bit division: slow on a Cortex-M and a few
+# hundred bytes. A row that links one says so; one that must not fails.
+DIVISIONS_64 = ("__aeabi_uldivmod", "__aeabi_ldivmod", "__udivmoddi4", "__udivdi3", "__divdi3")
 
 
 def read_elf(elf: pathlib.Path) -> tuple:
-    """(section name -> size, sizes of the compiler-builtins functions) of a
-    32-bit little-endian ELF file."""
+    """(section name -> size, sizes of the compiler-builtins functions,
+    whether a 64-bit division routine is linked) of a 32-bit little-endian
+    ELF file."""
     data = elf.read_bytes()
     shoff = struct.unpack_from("<I", data, 0x20)[0]
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
@@ -42,6 +49,7 @@ def read_elf(elf: pathlib.Path) -> tuple:
 
     sizes = {string(shstrndx, h[0]): h[5] for h in headers}
     builtins = 0
+    divides_64 = False
     for h in headers:
         if h[1] != 2:  # SHT_SYMTAB
             continue
@@ -49,45 +57,56 @@ def read_elf(elf: pathlib.Path) -> tuple:
             st_name, _, st_size, st_info = struct.unpack_from("<IIIB", data, offset)
             name = string(h[6], st_name)
             is_function = st_info & 0xF == 2
+            divides_64 |= is_function and any(d in name for d in DIVISIONS_64)
             if is_function and ("compiler_builtins" in name or name.startswith("__aeabi") or name.startswith("__u")):
                 builtins += st_size
-    return sizes, builtins
+    return sizes, builtins, divides_64
 
 
 def measure(target: str, flags: list) -> tuple:
-    """(.text, flash, RAM, compiler builtins) of the footprint binary: flash
-    is .text + .rodata + .data (its initial values), RAM is .data + .bss,
-    builtins the part of .text that is compiler-builtins functions (memcpy,
-    memset and friends, which most firmware links anyway)."""
+    """(.text, flash, RAM, compiler builtins, 64-bit division linked) of the
+    footprint binary: flash is .text + .rodata + .data (its initial values),
+    RAM is .data + .bss, builtins the part of .text that is
+    compiler-builtins functions (memcpy, memset and friends, which most
+    firmware links anyway)."""
     subprocess.run(
         ["cargo", "build", "--quiet", "--release", "--bin", "footprint", "--target", target, *flags],
         cwd=HERE,
         check=True,
     )
-    s, builtins = read_elf(HERE / "target" / target / "release" / "footprint")
+    s, builtins, divides_64 = read_elf(HERE / "target" / target / "release" / "footprint")
     text, rodata, data, bss = (s.get(n, 0) for n in (".text", ".rodata", ".data", ".bss"))
-    return text, text + rodata + data, data + bss, builtins
+    return text, text + rodata + data, data + bss, builtins, divides_64
 
 
-def table() -> str:
+def table() -> tuple:
+    """(the README's table, the variants that link a 64-bit division)."""
+    divides_64 = []
     base = {t: measure(t, BASELINE[1]) for t in TARGETS}
     header = " | ".join(f"{t.split('-')[0]} {c}" for t in TARGETS for c in ("`.text`", "of it builtins", "flash", "RAM"))
     rows = [f"| breaker | {header} |", "|---|" + "---:|" * 4 * len(TARGETS)]
-    for label, flags in VARIANTS:
+    for label, flags, may_divide in VARIANTS:
         cells = []
+        linked = False
         for t in TARGETS:
             sizes = measure(t, flags)
+            linked |= sizes[4]
+            if sizes[4] and not may_divide:
+                divides_64.append(f"{label} on {t}")
             text, builtins, flash, ram = (sizes[i] - base[t][i] for i in (0, 3, 1, 2))
             cells += [f"+{text}", f"+{builtins}", f"+{flash}", f"+{ram}"]
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+        note = " (links a 64-bit division)" if linked else ""
+        rows.append(f"| {label}{note} | " + " | ".join(cells) + " |")
     cells = [str(base[t][i]) for t in TARGETS for i in (0, 3, 1, 2)]
     rows.append("| *(baseline: the program without a breaker)* | " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n"
+    return "\n".join(rows) + "\n", divides_64
 
 
 def main() -> None:
-    text = table()
+    text, divides_64 = table()
     print(text, end="")
+    if divides_64:
+        sys.exit("a 64-bit division is linked by: " + "; ".join(divides_64))
     readme = README.read_text()
     start_marker, end_marker = "<!-- firmware-size:start -->\n", "<!-- firmware-size:end -->"
     start = readme.index(start_marker) + len(start_marker)

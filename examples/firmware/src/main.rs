@@ -104,6 +104,9 @@ fn SysTick() {
         TICKS.load(Ordering::Relaxed).wrapping_add(1),
         Ordering::Relaxed,
     );
+    // Keep the 16-bit count's wraps even while the breaker, closed, reads
+    // no time: the clock must be read more often than every half wrap.
+    CLOCK.tick();
     // The interrupt handler uses the same breaker as the main loop: a
     // housekeeping call that reports nothing about the sensor's health.
     match BREAKER.try_acquire().result {

@@ -40,13 +40,42 @@ static MICROS: AtomicU32 = AtomicU32::new(0);
 #[cfg(feature = "breaker")]
 mod guarded {
     use super::*;
-    use breakerbox_core::{Clock, Config, Instant};
+    use breakerbox_core::Config;
+    #[cfg(not(feature = "tick-clock"))]
+    use breakerbox_core::{Clock, Instant};
 
+    /// The clock: the 64-bit microsecond timer, or a 16-bit counter at
+    /// 32 kHz extended by a `SharedTickClock`.
+    #[cfg(not(feature = "tick-clock"))]
     pub struct Timer;
+    #[cfg(not(feature = "tick-clock"))]
     impl Clock for Timer {
         fn now(&self) -> Instant {
             Instant::from_micros(MICROS.load(Ordering::Relaxed) as u64)
         }
+    }
+    #[cfg(not(feature = "tick-clock"))]
+    pub type Time = Timer;
+    #[cfg(not(feature = "tick-clock"))]
+    pub const fn time() -> Time {
+        Timer
+    }
+
+    #[cfg(feature = "tick-clock")]
+    fn read_counter() -> u32 {
+        MICROS.load(Ordering::Relaxed) / 32
+    }
+    #[cfg(feature = "tick-clock")]
+    static TICKS: breakerbox_core::SharedTickClock<fn() -> u32> =
+        match breakerbox_core::SharedTickClock::new(read_counter as fn() -> u32, 16, 32_768) {
+            Ok(clock) => clock,
+            Err(_) => panic!(),
+        };
+    #[cfg(feature = "tick-clock")]
+    pub type Time = &'static breakerbox_core::SharedTickClock<fn() -> u32>;
+    #[cfg(feature = "tick-clock")]
+    pub const fn time() -> Time {
+        &TICKS
     }
 
     pub const CONFIG: Config = match Config::builder().build() {
@@ -101,16 +130,16 @@ fn main() -> ! {
     // In a static, so its RAM shows in the image (not on the stack).
     #[cfg(all(feature = "breaker", not(feature = "shared")))]
     let breaker = cortex_m::singleton!(
-        : breakerbox_core::Breaker<guarded::Policy, guarded::Timer, 1> =
-            breakerbox_core::Breaker::new(guarded::CONFIG, guarded::policy(), guarded::Timer)
+        : breakerbox_core::Breaker<guarded::Policy, guarded::Time, 1> =
+            breakerbox_core::Breaker::new(guarded::CONFIG, guarded::policy(), guarded::time())
     );
     #[cfg(all(feature = "breaker", not(feature = "shared")))]
     let mut bus =
         breakerbox_core::hal::BreakerI2c::new(Sensor(0), breaker.unwrap_or_else(|| panic!()));
 
     #[cfg(feature = "shared")]
-    static BREAKER: breakerbox_core::SharedBreaker<guarded::Policy, guarded::Timer, 1> =
-        breakerbox_core::SharedBreaker::new(guarded::CONFIG, guarded::policy(), guarded::Timer);
+    static BREAKER: breakerbox_core::SharedBreaker<guarded::Policy, guarded::Time, 1> =
+        breakerbox_core::SharedBreaker::new(guarded::CONFIG, guarded::policy(), guarded::time());
     #[cfg(feature = "shared")]
     let mut bus = breakerbox_core::hal::BreakerI2c::new(Sensor(0), &BREAKER);
 
