@@ -123,6 +123,12 @@ pub enum RejectReason {
     HalfOpenFull,
     /// The breaker was forced open.
     ForcedOpen,
+    /// Only from a [`SharedBreaker`](crate::SharedBreaker): the call needed
+    /// the breaker's lock while the code it interrupted held it (a call from
+    /// an NMI or HardFault handler, which no critical section masks, or from
+    /// inside the breaker's own lock). Refused at once rather than waiting
+    /// for a writer that cannot run until this call returns.
+    Busy,
 }
 
 /// A rejected call: the reason, and how long until a retry can be admitted.
@@ -156,6 +162,7 @@ impl fmt::Display for Rejected {
                 "the circuit breaker is half-open and its probes are busy"
             }
             RejectReason::ForcedOpen => "the circuit breaker is forced open",
+            RejectReason::Busy => "the circuit breaker is busy in the code this call interrupted",
         };
         f.write_str(why)?;
         if let Some(d) = self.retry_after {

@@ -465,6 +465,16 @@ impl Snapshot {
 /// A call through [`call`](Self::call) whose operation panics is recorded
 /// as a failure before the panic goes on.
 ///
+/// **Contexts the critical section does not mask** (an NMI or HardFault
+/// handler, or every interrupt above a BASEPRI-style critical section's
+/// priority) may call every method: none waits without bound. A read of the
+/// snapshot that keeps overlapping a write gives up after a few tries and
+/// asks under the lock; if the code the handler interrupted holds the lock,
+/// the handler's acquire is refused with [`RejectReason::Busy`], its report
+/// is [`ReportStatus::Stale`] (nothing counted; a probe's slot comes back
+/// when its lease ends), and the getters answer as they document for a
+/// call from inside the lock.
+///
 /// The one difference from [`Breaker`]: closed-state calls admitted on the
 /// lock-free path are counted in [`Counts::calls`] when they are reported
 /// (stale reports too, unless a reset zeroed the counts since the call was
@@ -757,7 +767,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
             .add(LockFreeEvent::Rejection, self.snapshot.read().epoch());
         Admission {
             result: Err(Rejected {
-                reason: RejectReason::HalfOpenFull,
+                reason: RejectReason::Busy,
                 retry_after: None,
             }),
             transition: None,

@@ -803,6 +803,13 @@ fn errors_display_and_chain() {
         retry_after: None,
     };
     assert!(full.to_string().contains("half-open"));
+    let busy = Rejected {
+        reason: RejectReason::Busy,
+        retry_after: None,
+    };
+    assert!(busy
+        .to_string()
+        .contains("busy in the code this call interrupted"));
     let e: CallError<Rejected> = CallError::Inner(full);
     assert!(e.to_string().starts_with("call failed: "));
     assert!(e.source().is_some());

@@ -255,7 +255,7 @@ fn open_rejections_take_no_lock() {
         // At the deadline the lock is needed: refused while re-entered.
         assert_eq!(
             b.try_acquire_at(secs(5)).result.unwrap_err().reason,
-            RejectReason::HalfOpenFull
+            RejectReason::Busy
         );
     });
     assert_eq!(b.metrics_at(secs(1)).counts.rejected, 2);
@@ -558,9 +558,12 @@ fn a_reader_that_keeps_meeting_a_write_asks_under_the_lock_instead_of_spinning()
         // A writer preempted mid-write: the sequence number stays odd.
         b.snapshot.seq.fetch_add(1, Ordering::Relaxed);
         assert!(b.snapshot.try_read().is_none());
-        // The lock is held (re-entered here): refused, not a spin for ever.
+        // The lock is held (re-entered here, as by an NMI that interrupted
+        // the writer): refused with its own reason, not a spin for ever.
         let r = b.try_acquire_at(secs(0)).result.unwrap_err();
-        assert_eq!(r.reason, RejectReason::HalfOpenFull);
+        assert_eq!(r.reason, RejectReason::Busy);
+        assert_eq!(r.retry_after, None);
+        assert_eq!(b.generation(), 0, "the getters answer too");
         b.snapshot.seq.fetch_add(1, Ordering::Relaxed);
     });
     assert!(b.try_acquire_at(secs(0)).result.is_ok());
