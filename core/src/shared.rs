@@ -121,7 +121,7 @@ pub trait LockFreeCounters {
         Self: Sized;
 
     /// Counts `event` under `epoch`. `false`, counting nothing, if it
-    /// cannot: the counter is full, or already holds a newer epoch. The
+    /// cannot: the counter is full, or holds another epoch. The
     /// breaker then takes its lock, calls [`take`](Self::take) and asks
     /// once more, and failing that counts the event under the lock.
     fn add(&self, event: LockFreeEvent, epoch: u32) -> bool;
@@ -234,22 +234,14 @@ impl LockFreeCounters for AtomicCounters {
     }
 
     fn add(&self, event: LockFreeEvent, epoch: u32) -> bool {
+        // A reset moves the counters to its new epoch (`take`) before it
+        // publishes that epoch, so a word tagged otherwise belongs to an
+        // admission from before a reset: not counted here.
         let tag = epoch & 0xff;
         let mut counted = false;
         let _ = update(self.counter(event), |word| {
-            let seen = word >> TAG_SHIFT;
-            counted = if seen == tag {
-                word & COUNT_MASK != COUNT_MASK
-            } else {
-                // Replace the counts of an older epoch (zeroed by a reset);
-                // never those of a newer one.
-                tag.wrapping_sub(seen) & 0xff < 0x80
-            };
-            match (counted, seen == tag) {
-                (false, _) => None,
-                (true, true) => Some(word + 1),
-                (true, false) => Some(tag << TAG_SHIFT | 1),
-            }
+            counted = word >> TAG_SHIFT == tag && word & COUNT_MASK != COUNT_MASK;
+            counted.then_some(word + 1)
         });
         counted
     }
@@ -688,7 +680,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
         self.counters.add(event, epoch) || self.count_after_taking(event, epoch)
     }
 
-    /// The counter was full (or newer than `epoch`): move its counts into
+    /// The counter was full (or of another epoch): move its counts into
     /// the breaker's `u64`s under the lock, then ask once more.
     #[cold]
     fn count_after_taking(&self, event: LockFreeEvent, epoch: u32) -> bool {
