@@ -199,8 +199,9 @@ fn spi_passes_transactions_and_fails_fast_when_open() {
 #[test]
 fn gates_of_every_kind() {
     fn admit_and_fail(mut gate: impl Gate) {
-        let permit = gate.admit().unwrap();
-        gate.report(permit, Outcome::Failure);
+        let permit = gate.admit().result.unwrap();
+        let report = gate.report(permit, Outcome::Failure);
+        assert_eq!(report.transition.map(|t| t.to), Some(State::Open));
     }
     let clock = ManualClock::new();
     let mut owned = breaker(&clock, 1);
@@ -214,4 +215,46 @@ fn gates_of_every_kind() {
     admit_and_fail(&shared);
     assert_eq!(shared.state(), State::Open);
     admit_and_fail(breaker(&clock, 1));
+}
+
+#[test]
+fn every_transition_a_transaction_causes_reaches_the_hook() {
+    use std::cell::RefCell;
+    let clock = ManualClock::new();
+    let heard = RefCell::new(Vec::new());
+    let expectations = [
+        I2cTransaction::write(SENSOR, vec![1]).with_error(NACK),
+        I2cTransaction::write(SENSOR, vec![1]).with_error(NACK),
+        I2cTransaction::write(SENSOR, vec![1]),
+    ];
+    let mut bus = BreakerI2c::new(I2cMock::new(&expectations), breaker(&clock, 1))
+        .on_transition(|t| heard.borrow_mut().push((t.from, t.to, t.reason)));
+    let _ = bus.write(SENSOR, &[1]); // trips at its report
+    let _ = bus.write(SENSOR, &[1]); // rejected: nothing changes
+    clock.advance(breakerbox_core::Duration::from_secs(5));
+    let _ = bus.write(SENSOR, &[1]); // half-open at its admission, open again at its report
+    clock.advance(breakerbox_core::Duration::from_secs(10));
+    bus.write(SENSOR, &[1]).unwrap(); // half-open, then closed
+    use breakerbox_core::TransitionReason::*;
+    assert_eq!(
+        *heard.borrow(),
+        [
+            (State::Closed, State::Open, Tripped),
+            (State::Open, State::HalfOpen, OpenElapsed),
+            (State::HalfOpen, State::Open, ProbeFailed),
+            (State::Open, State::HalfOpen, OpenElapsed),
+            (State::HalfOpen, State::Closed, ProbesSucceeded),
+        ]
+    );
+    bus.inner_mut().done();
+
+    let spi_heard = RefCell::new(0);
+    let mut dead = BreakerSpi::new(
+        FailingDevice(spi::ErrorKind::Overrun, 0),
+        breaker(&clock, 1),
+    )
+    .on_transition(|_| *spi_heard.borrow_mut() += 1);
+    let _ = dead.write(&[1]);
+    assert_eq!(*spi_heard.borrow(), 1);
+    assert_eq!(dead.gate().state(), State::Open);
 }

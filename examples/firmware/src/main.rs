@@ -31,6 +31,8 @@ const CORE_HZ: u32 = 16_000_000;
 static TICKS: AtomicU32 = AtomicU32::new(65_500);
 /// How often the SysTick handler used the breaker.
 static ISR_ADMITTED: AtomicU32 = AtomicU32::new(0);
+/// Transitions the SysTick handler's own calls caused.
+static ISR_TRANSITIONS: AtomicU32 = AtomicU32::new(0);
 static ISR_REJECTED: AtomicU32 = AtomicU32::new(0);
 
 /// The hardware counter as a 16-bit timer would show it.
@@ -109,13 +111,24 @@ fn SysTick() {
     CLOCK.tick();
     // The interrupt handler uses the same breaker as the main loop: a
     // housekeeping call that reports nothing about the sensor's health.
-    match BREAKER.try_acquire().result {
+    let admission = BREAKER.try_acquire();
+    let mut caused = u32::from(admission.transition.is_some());
+    match admission.result {
         Ok(permit) => {
-            let _ = BREAKER.record(permit, Outcome::Ignored);
+            caused += u32::from(
+                BREAKER
+                    .record(permit, Outcome::Ignored)
+                    .transition
+                    .is_some(),
+            );
             ISR_ADMITTED.store(ISR_ADMITTED.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
         Err(_) => ISR_REJECTED.store(ISR_REJECTED.load(Ordering::Relaxed) + 1, Ordering::Relaxed),
     }
+    ISR_TRANSITIONS.store(
+        ISR_TRANSITIONS.load(Ordering::Relaxed) + caused,
+        Ordering::Relaxed,
+    );
 }
 
 #[exception]
@@ -176,19 +189,26 @@ impl Checks {
     }
 }
 
-fn log_transition(t: Option<breakerbox_core::Transition>) {
-    if let Some(t) = t {
-        #[cfg(feature = "defmt")]
-        defmt::info!("breaker {} -> {} ({})", t.from, t.to, t.reason);
-        #[cfg(not(feature = "defmt"))]
-        hprintln!(
-            "        breaker {} -> {} ({:?}) at {}",
-            t.from,
-            t.to,
-            t.reason,
-            t.at
-        );
-    }
+/// Transitions the sensor's transactions caused, as its wrapper's hook
+/// heard them.
+static SENSOR_TRANSITIONS: AtomicU32 = AtomicU32::new(0);
+
+/// The sensor wrapper's transition hook: logs and counts each one.
+fn log_transition(t: &breakerbox_core::Transition) {
+    SENSOR_TRANSITIONS.store(
+        SENSOR_TRANSITIONS.load(Ordering::Relaxed) + 1,
+        Ordering::Relaxed,
+    );
+    #[cfg(feature = "defmt")]
+    defmt::info!("breaker {} -> {} ({})", t.from, t.to, t.reason);
+    #[cfg(not(feature = "defmt"))]
+    hprintln!(
+        "        breaker {} -> {} ({:?}) at {}",
+        t.from,
+        t.to,
+        t.reason,
+        t.at
+    );
 }
 
 #[entry]
@@ -212,7 +232,8 @@ fn main() -> ! {
         passed: 0,
         failed: 0,
     };
-    let mut sensor = BreakerI2c::new(FlakySensor { transactions: 0 }, &BREAKER);
+    let mut sensor =
+        BreakerI2c::new(FlakySensor { transactions: 0 }, &BREAKER).on_transition(log_transition);
     let mut reading = [0u8; 2];
     let start = CLOCK.now();
 
@@ -241,7 +262,6 @@ fn main() -> ! {
         })
         .count();
     let tripped = BREAKER.last_transition();
-    log_transition(tripped);
     checks.check(
         "three NACKs trip the breaker",
         nacks == 3
@@ -270,7 +290,6 @@ fn main() -> ! {
     wait_until(opened.saturating_add(Duration::from_millis(20)));
     let probe = sensor.read(0x48, &mut reading);
     let reopened = BREAKER.last_transition();
-    log_transition(reopened);
     let retry = match sensor.read(0x48, &mut reading) {
         Err(HalError::Rejected(r)) => r.retry_after,
         _ => None,
@@ -288,7 +307,6 @@ fn main() -> ! {
     let reopened_at = reopened.map_or(start, |t| t.at);
     wait_until(reopened_at.saturating_add(Duration::from_millis(40)));
     let recovered = sensor.write_read(0x48, &[0x00], &mut reading).is_ok();
-    log_transition(BREAKER.last_transition());
     checks.check(
         "a good probe closes the breaker",
         recovered && BREAKER.state() == State::Closed,
@@ -317,6 +335,17 @@ fn main() -> ! {
         hprintln!("        counts {:?}, handler admitted {}", m.counts, isr);
     }
     checks.check("five transitions, five generations", m.generation == 5);
+    let by_sensor = SENSOR_TRANSITIONS.load(Ordering::Relaxed);
+    let by_handler = ISR_TRANSITIONS.load(Ordering::Relaxed);
+    hprintln!(
+        "        {} transitions heard by the sensor's hook, {} caused by the handler",
+        by_sensor,
+        by_handler
+    );
+    checks.check(
+        "every transition heard where it happened",
+        by_sensor + by_handler == 5 && by_sensor >= 3,
+    );
 
     hprintln!(
         "firmware: {} passed, {} failed",
