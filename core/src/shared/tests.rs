@@ -245,6 +245,23 @@ fn closed_admission_and_noop_successes_take_no_lock() {
 }
 
 #[test]
+fn a_closed_call_settles_its_success_without_the_lock() {
+    let b: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let _ = run_shared(&b, Outcome::Success); // publishes that successes are free
+    b.machine.with(|_| {
+        for _ in 0..100 {
+            assert_eq!(b.call(|| Ok::<_, ()>(7)), Ok(7));
+        }
+        // A failure needs the lock: held here, so the report is lost.
+        assert!(b.call(|| Err::<(), _>(())).is_err());
+    });
+    let m = b.metrics_at(secs(0));
+    assert_eq!((m.counts.calls, m.counts.successes), (101, 101));
+    assert_eq!(m.counts.failures, 0);
+}
+
+#[test]
 fn open_rejections_take_no_lock() {
     let b: SharedBreaker =
         SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
