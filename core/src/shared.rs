@@ -175,8 +175,8 @@ impl Sharing for CriticalSection {
 
 /// Two 32-bit atomic counters, each an 8-bit epoch tag and a 24-bit count:
 /// safe from any context, with only 32-bit atomics (an add is a
-/// compare-and-swap loop, or a critical section of a few instructions where
-/// the target has no compare-and-swap). Full every 16 million events, when
+/// compare-and-swap loop: `portable-atomic`'s, whose fallback you choose
+/// where the target has no compare-and-swap). Full every 16 million events, when
 /// the breaker moves them into its `u64` counts under the lock.
 pub struct AtomicCounters {
     successes: AtomicU32,
@@ -451,8 +451,12 @@ impl Snapshot {
 /// Everything else takes the lock around the core [`Breaker`], briefly. `S`
 /// says how ([`Sharing`]); the default, [`CriticalSection`], takes a
 /// critical section from the `critical-section` crate (your HAL or
-/// `cortex-m`'s `critical-section-single-core` provides it) and needs only
-/// 32-bit atomic loads and stores, which every target has.
+/// `cortex-m`'s `critical-section-single-core` provides it). Admission needs
+/// only 32-bit atomic loads, which every target has; the lock-free counts
+/// need compare-and-swap, which `portable-atomic` provides: on targets
+/// without it, through the fallback you pick (this crate's
+/// `portable-atomic-critical-section` feature, or
+/// `--cfg portable_atomic_unsafe_assume_single_core`).
 ///
 /// A call through [`call`](Self::call) whose operation panics is recorded
 /// as a failure before the panic goes on.
@@ -465,7 +469,10 @@ impl Snapshot {
 /// the handler's acquire is refused with [`RejectReason::Busy`], its report
 /// is [`ReportStatus::Stale`] (nothing counted; a probe's slot comes back
 /// when its lease ends), and the getters answer as they document for a
-/// call from inside the lock.
+/// call from inside the lock. One limit: on a target without
+/// compare-and-swap, portable-atomic's fallbacks mask interrupts, which an
+/// NMI ignores, so a count an NMI makes while it interrupts another count
+/// may be lost (a count, never a state).
 ///
 /// The one difference from [`Breaker`]: closed-state calls admitted on the
 /// lock-free path are counted in [`Counts::calls`] when they are reported

@@ -1,17 +1,19 @@
 //! Every synchronisation primitive of the shared breaker, in one place, so
 //! that `--cfg loom` can swap in loom's model-checked versions.
 
-#[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{fence, AtomicU32, Ordering};
+// portable-atomic's types are core's where the target has the operation;
+// where it lacks compare-and-swap the user picks its fallback.
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, Ordering};
+#[cfg(not(loom))]
+pub(crate) use portable_atomic::{fence, AtomicU32, Ordering};
 
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicU64 as AtomicSeq;
 /// The snapshot's sequence number: 64 bits where the target has 64-bit
 /// atomics (it never wraps, so "unchanged" is one load), 32 elsewhere.
 #[cfg(all(not(loom), target_has_atomic = "64"))]
-pub(crate) use core::sync::atomic::AtomicU64 as AtomicSeq;
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::AtomicU64 as AtomicSeq;
+pub(crate) use portable_atomic::AtomicU64 as AtomicSeq;
 #[cfg(not(any(loom, target_has_atomic = "64")))]
 pub(crate) use AtomicU32 as AtomicSeq;
 
@@ -32,25 +34,11 @@ pub(crate) fn spin() {
 }
 
 /// Replaces `counter`'s value with `f(value)` unless `f` says `None`, and
-/// returns what it saw: a compare-and-swap loop where the target has one, a
-/// critical section around a load and a store where it has not
-/// (`thumbv6m`, `riscv32imc`). Nothing for the user to enable.
+/// returns what it saw: a compare-and-swap loop (on targets without one,
+/// portable-atomic's fallback, which the user chose).
 pub(crate) fn update(counter: &AtomicU32, mut f: impl FnMut(u32) -> Option<u32>) -> u32 {
-    #[cfg(any(loom, target_has_atomic = "32"))]
-    {
-        match counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, &mut f) {
-            Ok(seen) | Err(seen) => seen,
-        }
-    }
-    #[cfg(not(any(loom, target_has_atomic = "32")))]
-    {
-        critical_section::with(|_| {
-            let value = counter.load(Ordering::Relaxed);
-            if let Some(new) = f(value) {
-                counter.store(new, Ordering::Relaxed);
-            }
-            value
-        })
+    match counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, &mut f) {
+        Ok(seen) | Err(seen) => seen,
     }
 }
 
@@ -61,7 +49,7 @@ pub(crate) fn update(counter: &AtomicU32, mut f: impl FnMut(u32) -> Option<u32>)
 /// together.
 pub(crate) struct Word64 {
     #[cfg(all(not(loom), target_has_atomic = "64"))]
-    word: core::sync::atomic::AtomicU64,
+    word: portable_atomic::AtomicU64,
     #[cfg(not(all(not(loom), target_has_atomic = "64")))]
     halves: [AtomicU32; 2],
 }
@@ -70,7 +58,7 @@ impl Word64 {
     #[cfg(all(not(loom), target_has_atomic = "64"))]
     pub(crate) const fn new() -> Self {
         Word64 {
-            word: core::sync::atomic::AtomicU64::new(0),
+            word: portable_atomic::AtomicU64::new(0),
         }
     }
 

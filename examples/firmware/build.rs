@@ -21,6 +21,7 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
     }
     println!("cargo:rustc-check-cfg=cfg(armv7em)");
+    println!("cargo:rustc-check-cfg=cfg(portable_atomic_unsafe_assume_single_core)");
     if target.starts_with("thumbv7em") {
         println!("cargo:rustc-cfg=armv7em");
     }

@@ -69,6 +69,9 @@ def measure(target: str, flags: list) -> tuple:
     RAM is .data + .bss, builtins the part of .text that is
     compiler-builtins functions (memcpy, memset and friends, which most
     firmware links anyway)."""
+    if target.startswith("thumbv6m"):
+        # No compare-and-swap: portable-atomic's critical-section fallback.
+        flags = [*flags, "--features", "portable-atomic-critical-section"]
     subprocess.run(
         ["cargo", "build", "--quiet", "--release", "--bin", "footprint", "--target", target, *flags],
         cwd=HERE,

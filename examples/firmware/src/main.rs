@@ -228,6 +228,16 @@ fn main() -> ! {
             "Cortex-M0 (microbit)"
         }
     );
+    hprintln!(
+        "firmware: compare-and-swap {}",
+        if cfg!(armv7em) {
+            "native"
+        } else if cfg!(portable_atomic_unsafe_assume_single_core) {
+            "by portable-atomic, single core (interrupts masked)"
+        } else {
+            "by portable-atomic's critical-section fallback"
+        }
+    );
     let mut checks = Checks {
         passed: 0,
         failed: 0,
