@@ -234,7 +234,8 @@ pub enum ConfigError {
     FailureThreshold,
     /// A tick counter's width is outside 1..=32 bits.
     CounterWidth,
-    /// A tick counter's rate is zero.
+    /// A tick counter's rate is zero, or (for a `fugit` timer) not a whole
+    /// number of ticks a second.
     TickRate,
     /// A count window holds no calls, or more than `u32::MAX`.
     WindowSize,
@@ -294,7 +295,9 @@ impl ConfigError {
             ConfigError::SlowCallThreshold => "slow_call_threshold must be longer than zero",
             ConfigError::FailureThreshold => "failure_threshold must be at least 1",
             ConfigError::CounterWidth => "a tick counter must be 1 to 32 bits wide",
-            ConfigError::TickRate => "a tick counter's rate must be above zero",
+            ConfigError::TickRate => {
+                "a tick counter's rate must be a whole number of ticks a second, above zero"
+            }
             ConfigError::WindowSize => "a count window must hold 1 to u32::MAX calls",
             ConfigError::Buckets => "a time window must have 1 to u32::MAX buckets",
             ConfigError::BucketLength => "a time window's bucket_length must be longer than zero",

@@ -26,6 +26,10 @@ pub use shared::{
     AtomicCounters, CriticalSection, CriticalSectionLock, Lock, LockFreeCounters, LockFreeCounts,
     LockFreeEvent, SharedBreaker, Sharing,
 };
+#[cfg(feature = "embassy-time")]
+pub use time::EmbassyClock;
+#[cfg(feature = "fugit")]
+pub use time::FugitClock;
 pub use time::{Clock, Duration, Instant, ManualClock, SharedTickClock, TickClock, TickExtender};
 pub use window::{CountWindow, Thresholds, TimeWindow};
 
@@ -73,6 +77,10 @@ fn all_public_types_implement_defmt_format() {
     format::<State>();
     format::<TickClock<fn() -> u32>>();
     format::<TickExtender>();
+    #[cfg(feature = "fugit")]
+    format::<FugitClock<1, 1_000>>();
+    #[cfg(feature = "embassy-time")]
+    format::<EmbassyClock>();
     format::<Transition>();
     format::<TransitionReason>();
     format::<WindowCounts>();

@@ -473,6 +473,23 @@ impl TickCount {
         self.sub = sub as u32;
     }
 
+    /// Advances the count in `shared` by a reading taken inside the
+    /// critical section, so that readings from several contexts are taken
+    /// and counted in one order.
+    fn advance_shared(
+        shared: &critical_section::Mutex<Cell<TickCount>>,
+        read: impl FnOnce() -> u32,
+        hz: u32,
+    ) -> TickCount {
+        critical_section::with(|cs| {
+            let cell = shared.borrow(cs);
+            let mut count = cell.get();
+            count.advance(read(), hz);
+            cell.set(count);
+            count
+        })
+    }
+
     /// The count as microseconds, saturating, rounded down.
     fn micros(&self, hz: u32) -> u64 {
         (self.secs)
@@ -712,13 +729,7 @@ impl<F: Fn() -> u32> SharedTickClock<F> {
     }
 
     fn read_count(&self) -> TickCount {
-        critical_section::with(|cs| {
-            let cell = self.count.borrow(cs);
-            let mut count = cell.get();
-            count.advance((self.read)(), self.hz);
-            cell.set(count);
-            count
-        })
+        TickCount::advance_shared(&self.count, &self.read, self.hz)
     }
 }
 
@@ -740,6 +751,144 @@ impl<F> fmt::Debug for SharedTickClock<F> {
 impl<F> defmt::Format for SharedTickClock<F> {
     fn format(&self, f: defmt::Formatter) {
         defmt::write!(f, "SharedTickClock {{ hz: {} }}", self.hz)
+    }
+}
+
+/// The Embassy time driver's clock (feature `embassy-time`):
+/// `embassy_time::Instant::now()`, to the microsecond. The driver's count is
+/// 64 bits and monotonic, so nothing needs to tick it; callable from any
+/// context the driver allows (every embassy driver allows interrupts).
+///
+/// ```
+/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, EmbassyClock, Instant};
+///
+/// let breaker: Breaker<ConsecutiveFailures, EmbassyClock> =
+///     Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(3).unwrap(), EmbassyClock);
+/// let from_embassy: Instant = embassy_time::Instant::from_millis(1_500).into();
+/// assert_eq!(from_embassy, Instant::from_millis(1_500));
+/// ```
+#[cfg(feature = "embassy-time")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct EmbassyClock;
+
+#[cfg(feature = "embassy-time")]
+impl Clock for EmbassyClock {
+    #[inline]
+    fn now(&self) -> Instant {
+        embassy_time::Instant::now().into()
+    }
+}
+
+/// An Embassy instant as an [`Instant`], to the microsecond (rounded down).
+#[cfg(feature = "embassy-time")]
+impl From<embassy_time::Instant> for Instant {
+    fn from(t: embassy_time::Instant) -> Self {
+        Instant::from_micros(t.as_micros())
+    }
+}
+
+/// An Embassy duration as a [`Duration`], to the microsecond (rounded down).
+#[cfg(feature = "embassy-time")]
+impl From<embassy_time::Duration> for Duration {
+    fn from(d: embassy_time::Duration) -> Self {
+        Duration::from_micros(d.as_micros())
+    }
+}
+
+/// A [`Clock`] on a 32-bit `fugit` timer: RTIC monotonics
+/// (`fugit::Instant<u32, 1, 1_000>` and the like) and HAL timers whose
+/// `now()` wraps. Extended past the wrap as [`TickExtender`] says, so
+/// something must read it more often than every half wrap: call
+/// [`tick`](Self::tick) from a periodic task or interrupt if the breaker may
+/// not read it that often (see [`TickClock`]). `Sync`, like
+/// [`SharedTickClock`]: its count sits in a critical section.
+///
+/// ```
+/// use core::sync::atomic::{AtomicU32, Ordering};
+/// use breakerbox_core::{Clock, FugitClock, Instant};
+///
+/// type Millis = fugit::Instant<u32, 1, 1_000>;
+/// static NOW: AtomicU32 = AtomicU32::new(0); // stands in for the monotonic
+/// fn mono_now() -> Millis {
+///     Millis::from_ticks(NOW.load(Ordering::Relaxed))
+/// }
+/// static CLOCK: FugitClock<1, 1_000> = match FugitClock::new(mono_now as fn() -> Millis) {
+///     Ok(clock) => clock,
+///     Err(e) => panic!("{}", e.as_str()),
+/// };
+/// NOW.store(u32::MAX, Ordering::Relaxed);
+/// assert_eq!(CLOCK.now(), Instant::from_millis(u32::MAX as u64));
+/// NOW.store(5, Ordering::Relaxed); // the 32-bit millisecond count wrapped
+/// assert_eq!(CLOCK.now(), Instant::from_millis((1 << 32) + 5));
+/// ```
+#[cfg(feature = "fugit")]
+pub struct FugitClock<const NOM: u32, const DENOM: u32, F = fn() -> fugit::Instant<u32, NOM, DENOM>>
+{
+    read: F,
+    count: critical_section::Mutex<Cell<TickCount>>,
+    hz: u32,
+}
+
+#[cfg(feature = "fugit")]
+impl<const NOM: u32, const DENOM: u32, F: Fn() -> fugit::Instant<u32, NOM, DENOM>>
+    FugitClock<NOM, DENOM, F>
+{
+    /// A clock reading `read`; `const`, so it can be a `static`.
+    ///
+    /// # Errors
+    /// [`ConfigError::TickRate`] unless a tick is a whole fraction of a
+    /// second (`DENOM` a multiple of `NOM`, as for every rate `1 / HZ`).
+    pub const fn new(read: F) -> Result<Self, ConfigError> {
+        if NOM == 0 || DENOM < NOM || !DENOM.is_multiple_of(NOM) {
+            // A `const fn` cannot run `read`'s destructor; it is not needed.
+            core::mem::forget(read);
+            return Err(ConfigError::TickRate);
+        }
+        let extender = match TickExtender::new(32) {
+            Ok(extender) => extender,
+            Err(_) => unreachable!(),
+        };
+        Ok(FugitClock {
+            read,
+            count: critical_section::Mutex::new(Cell::new(TickCount::new(extender))),
+            hz: DENOM / NOM,
+        })
+    }
+
+    /// Reads the timer and keeps its count, without converting it (see
+    /// [`SharedTickClock::tick`]).
+    pub fn tick(&self) {
+        self.read_count();
+    }
+
+    fn read_count(&self) -> TickCount {
+        TickCount::advance_shared(&self.count, || (self.read)().ticks(), self.hz)
+    }
+}
+
+#[cfg(feature = "fugit")]
+impl<const NOM: u32, const DENOM: u32, F: Fn() -> fugit::Instant<u32, NOM, DENOM>> Clock
+    for FugitClock<NOM, DENOM, F>
+{
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.read_count().micros(self.hz))
+    }
+}
+
+#[cfg(feature = "fugit")]
+impl<const NOM: u32, const DENOM: u32, F> fmt::Debug for FugitClock<NOM, DENOM, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FugitClock")
+            .field("hz", &self.hz)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(feature = "fugit", feature = "defmt"))]
+impl<const NOM: u32, const DENOM: u32, F> defmt::Format for FugitClock<NOM, DENOM, F> {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "FugitClock {{ hz: {} }}", self.hz)
     }
 }
 
@@ -945,6 +1094,44 @@ mod tests {
         assert_eq!(Duration::from(us), Duration::from_micros(42));
         let two_seconds = fugit::Duration::<u64, 2, 1>::from_ticks(3);
         assert_eq!(Duration::from(two_seconds), Duration::from_secs(6));
+    }
+
+    #[cfg(feature = "fugit")]
+    #[test]
+    fn a_32_bit_fugit_timer_is_extended_past_its_wrap() {
+        extern crate std;
+        use std::cell::Cell as StdCell;
+        type Rtc = fugit::Instant<u32, 1, 32_768>;
+        std::thread_local!(static NOW: StdCell<u32> = const { StdCell::new(0) });
+        fn now() -> Rtc {
+            Rtc::from_ticks(NOW.with(StdCell::get))
+        }
+        let set = |ticks: u32| NOW.with(|n| n.set(ticks));
+        let clock: FugitClock<1, 32_768> = FugitClock::new(now as fn() -> Rtc).unwrap();
+        set(3 * 32_768 + 3);
+        assert_eq!(clock.now(), Instant::from_micros(3_000_091));
+        set(u32::MAX / 2 + 1_000);
+        clock.tick();
+        set(1 << 31);
+        clock.tick();
+        set(5); // wrapped: 2^32 + 5 ticks
+        let micros = ((1u64 << 32) + 5) * 1_000_000 / 32_768;
+        assert_eq!(clock.now(), Instant::from_micros(micros));
+        set(4); // one tick back: a glitch, the clock holds
+        assert_eq!(clock.now(), Instant::from_micros(micros));
+        // A tick of 1/3 s is a whole fraction; 2/3 s is not.
+        let thirds = FugitClock::<1, 3, fn() -> fugit::Instant<u32, 1, 3>>::new(|| {
+            fugit::Instant::<u32, 1, 3>::from_ticks(4)
+        });
+        assert_eq!(thirds.unwrap().now(), Instant::from_micros(1_333_333));
+        let uneven = FugitClock::<2, 3, fn() -> fugit::Instant<u32, 2, 3>>::new(|| {
+            fugit::Instant::<u32, 2, 3>::from_ticks(0)
+        });
+        assert_eq!(uneven.err(), Some(ConfigError::TickRate));
+        let slow = FugitClock::<5, 1, fn() -> fugit::Instant<u32, 5, 1>>::new(|| {
+            fugit::Instant::<u32, 5, 1>::from_ticks(0)
+        });
+        assert_eq!(slow.err(), Some(ConfigError::TickRate), "a tick of 5 s");
     }
 
     #[test]
