@@ -262,6 +262,28 @@ fn a_closed_call_settles_its_success_without_the_lock() {
 }
 
 #[test]
+fn an_open_breaker_rejects_a_call_without_the_lock() {
+    let clock = crate::ManualClock::new();
+    let b: SharedBreaker<ConsecutiveFailures, &crate::ManualClock> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(1).unwrap(),
+        &clock,
+    );
+    assert!(b.call(|| Err::<(), _>(())).is_err()); // trips at 0 s
+    clock.set(secs(1));
+    b.machine.with(|_| {
+        let Err(CallError::Rejected(r)) = b.call(|| Ok::<_, ()>(())) else {
+            panic!("an open breaker rejects")
+        };
+        assert_eq!(
+            (r.reason, r.retry_after),
+            (RejectReason::Open, Some(Duration::from_secs(4)))
+        );
+    });
+    assert_eq!(b.metrics().counts.rejected, 1);
+}
+
+#[test]
 fn open_rejections_take_no_lock() {
     let b: SharedBreaker =
         SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
