@@ -289,6 +289,9 @@ fn open_rejections_take_no_lock() {
         SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
     let _ = run_shared(&b, Outcome::Failure);
     b.machine.with(|_| {
+        // The whole open duration ahead (as far as a deadline may lie).
+        let r = b.try_acquire_at(secs(0)).result.unwrap_err();
+        assert_eq!(r.retry_after, Some(Duration::from_secs(5)));
         let r = b.try_acquire_at(secs(1)).result.unwrap_err();
         assert_eq!(r.retry_after, Some(Duration::from_secs(4)));
         // At the deadline the lock is needed: refused while re-entered.
@@ -297,7 +300,7 @@ fn open_rejections_take_no_lock() {
             RejectReason::Busy
         );
     });
-    assert_eq!(b.metrics_at(secs(1)).counts.rejected, 2);
+    assert_eq!(b.metrics_at(secs(1)).counts.rejected, 3);
     assert!(b.try_acquire_at(secs(5)).result.is_ok());
 }
 
