@@ -15,10 +15,10 @@ mod model;
 use std::sync::{Arc, Mutex};
 
 use breakerbox::{
-    Breaker, Config, ConsecutiveFailures, CountWindow, Counts, Duration, HalfOpenVerdict, Instant,
-    Jitter, Metrics, Outcome, Permit, Ratio, ReadyToTrip, RejectReason, Rejected, ReportStatus,
-    RunCounts, SharedBreaker, SharedManualClock, State, StdBreaker, Thresholds, TimeWindow,
-    Transition, TransitionReason, TripPolicy,
+    Breaker, Config, ConsecutiveFailures, CountWindow, Counts, Duration, Fixed, FixedConfig,
+    HalfOpenVerdict, Instant, Jitter, Metrics, Outcome, Permit, Ratio, ReadyToTrip, RejectReason,
+    Rejected, ReportStatus, RunCounts, SharedBreaker, SharedManualClock, State, StdBreaker,
+    Thresholds, TimeWindow, Transition, TransitionReason, TripPolicy,
 };
 use model::{Answer, Backoff, Model, Policy, Rules, Settings};
 use proptest::prelude::*;
@@ -91,7 +91,7 @@ macro_rules! core_subject {
     };
 }
 
-impl<P: TripPolicy> Subject for Breaker<P, (), 4> {
+impl<P: TripPolicy, S: breakerbox::Settings> Subject for Breaker<P, (), 4, S> {
     core_subject!();
     fn manual(&mut self, to: State, now: u64) -> Vec<Transition> {
         let t = match to {
@@ -317,8 +317,11 @@ fn setups() -> impl Strategy<Value = Setup> {
 }
 
 impl Setup {
-    fn config(&self) -> Config {
-        let d = core::time::Duration::from_micros;
+    /// `const`, so a setup can also configure a breaker at compile time.
+    const fn config(&self) -> Config {
+        const fn d(micros: u64) -> core::time::Duration {
+            core::time::Duration::from_micros(micros)
+        }
         let mut b = Config::builder()
             .max_probes(self.max_probes)
             .successes_to_close(self.successes_to_close)
@@ -341,10 +344,16 @@ impl Setup {
         if let Some((fr, sr)) = self.rate_verdict {
             b = b.half_open_verdict(HalfOpenVerdict::Rates {
                 failure_rate: Ratio::percent(fr),
-                slow_rate: sr.map(Ratio::percent),
+                slow_rate: match sr {
+                    Some(p) => Some(Ratio::percent(p)),
+                    None => None,
+                },
             });
         }
-        b.build().expect("a valid configuration")
+        match b.build() {
+            Ok(config) => config,
+            Err(_) => panic!("a valid configuration"),
+        }
     }
 
     /// The backoff as plain numbers.
@@ -1090,11 +1099,73 @@ fn check_all(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+// ------------------------------------------- configurations fixed at compile time
+
+/// As plain as a firmware's: consecutive failures, a fixed open duration,
+/// one probe.
+const PLAIN: Setup = Setup {
+    initial: 5_000,
+    max_factor: 1,
+    multiplier: (1, 1),
+    exponential: false,
+    jitter: 0,
+    seed: 0,
+    max_probes: 1,
+    successes_to_close: 1,
+    lease: 3_000,
+    slow: None,
+    rate_verdict: None,
+    policy: PolicySetup::Consecutive(3),
+};
+
+/// Every feature a configuration can turn on.
+const RICH: Setup = Setup {
+    initial: 2_000,
+    max_factor: 8,
+    multiplier: (3, 2),
+    exponential: true,
+    jitter: 1,
+    seed: 0x5eed,
+    max_probes: 3,
+    successes_to_close: 2,
+    lease: 4_000,
+    slow: Some(1_500),
+    rate_verdict: Some((50, Some(50))),
+    policy: PolicySetup::Consecutive(2),
+};
+
+struct Plain;
+impl FixedConfig for Plain {
+    const CONFIG: Config = PLAIN.config();
+}
+
+struct Rich;
+impl FixedConfig for Rich {
+    const CONFIG: Config = RICH.config();
+}
+
+/// `Breaker::fixed` on `setup`, whose configuration `K` fixes.
+fn check_fixed<K: FixedConfig>(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
+    let PolicySetup::Consecutive(threshold) = setup.policy else {
+        unreachable!("the fixed setups trip on consecutive failures")
+    };
+    let policy = ConsecutiveFailures::new(threshold).unwrap();
+    let breaker: Breaker<_, (), 4, Fixed<K>> = Breaker::fixed(policy, ());
+    prop_assert_eq!(*breaker.config(), setup.config());
+    run(breaker, setup.model(false), setup, false, ops)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn every_breaker_matches_the_model(setup in setups(), ops in ops()) {
         check_all(&setup, &ops)?;
+    }
+
+    #[test]
+    fn breakers_configured_at_compile_time_match_the_model(ops in ops()) {
+        check_fixed::<Plain>(&PLAIN, &ops).map_err(|e| named("Breaker<Fixed<Plain>>", e))?;
+        check_fixed::<Rich>(&RICH, &ops).map_err(|e| named("Breaker<Fixed<Rich>>", e))?;
     }
 }

@@ -4,7 +4,7 @@ use core::fmt;
 
 use heapless::HistoryBuf;
 
-use crate::config::{Config, HalfOpenVerdict, Jitter, Ratio};
+use crate::config::{Config, Fixed, FixedConfig, HalfOpenVerdict, Jitter, Ratio, Settings};
 use crate::policy::{CallRecord, ConsecutiveFailures, TripPolicy};
 use crate::rng::Rng;
 use crate::time::{Clock, Duration, Instant};
@@ -516,7 +516,7 @@ fn given(now: Instant) -> Now<impl FnMut() -> Instant> {
 /// Everything but the clock, so the clock can be read lazily while the
 /// state machine is borrowed mutably.
 #[derive(Clone, Debug)]
-struct Machine<P, const H: usize> {
+struct Machine<P, const H: usize, S> {
     phase: Phase,
     generation: u64,
     entered_at: Instant,
@@ -529,12 +529,38 @@ struct Machine<P, const H: usize> {
     noop_successes: u64,
     /// Resets so far, wrapping.
     resets: u32,
-    config: Config,
+    settings: S,
     policy: P,
     history: HistoryBuf<Transition, H>,
 }
 
-impl<P, const H: usize> Machine<P, H> {
+impl<P, const H: usize, S> Machine<P, H, S> {
+    /// A closed machine: time in the first closed state counts from the
+    /// clock's epoch. `config` is what `settings` gives.
+    const fn new(config: &Config, settings: S, policy: P) -> Self {
+        Machine {
+            phase: Phase::Closed,
+            generation: 0,
+            entered_at: Instant::ZERO,
+            open_base: config.backoff().initial(),
+            rng: Rng::new(config.jitter_seed()),
+            counts: Counts {
+                calls: 0,
+                successes: 0,
+                failures: 0,
+                slow: 0,
+                ignored: 0,
+                rejected: 0,
+                stale: 0,
+            },
+            noop_successes: 0,
+            resets: 0,
+            settings,
+            policy,
+            history: HistoryBuf::new(),
+        }
+    }
+
     /// Every count, the inline successes included.
     fn counts(&self) -> Counts {
         let n = self.noop_successes;
@@ -546,9 +572,9 @@ impl<P, const H: usize> Machine<P, H> {
     }
 }
 
-impl<P: TripPolicy, const H: usize> Machine<P, H> {
+impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     fn closed_needs_time(&self) -> bool {
-        P::NEEDS_TIME || self.config.slow_call_threshold().is_some()
+        P::NEEDS_TIME || self.settings.config().slow_call_threshold().is_some()
     }
 
     /// Pulls the open deadline and the probe lease back to at most the
@@ -558,12 +584,12 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
     fn bound_deadlines(&mut self, t: Instant) {
         match &mut self.phase {
             Phase::Open { until } => {
-                *until = (*until).min(t.saturating_add(self.config.backoff().max()));
+                *until = (*until).min(t.saturating_add(self.settings.config().backoff().max()));
             }
             Phase::HalfOpen(p) if p.in_flight > 0 => {
                 p.lease_until = p
                     .lease_until
-                    .min(t.saturating_add(self.config.probe_lease()));
+                    .min(t.saturating_add(self.settings.config().probe_lease()));
             }
             _ => {}
         }
@@ -572,11 +598,11 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
     fn poll_at(&self, now: Instant) -> Option<Instant> {
         match self.phase {
             Phase::Open { until } => {
-                Some(until.min(now.saturating_add(self.config.backoff().max())))
+                Some(until.min(now.saturating_add(self.settings.config().backoff().max())))
             }
             Phase::HalfOpen(p) if p.in_flight > 0 => Some(
                 p.lease_until
-                    .min(now.saturating_add(self.config.probe_lease())),
+                    .min(now.saturating_add(self.settings.config().probe_lease())),
             ),
             _ => None,
         }
@@ -610,7 +636,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
                     successes: 0,
                     failures: 0,
                     slow: 0,
-                    lease_until: t.saturating_add(self.config.probe_lease()),
+                    lease_until: t.saturating_add(self.settings.config().probe_lease()),
                 };
                 let transition =
                     self.enter(Phase::HalfOpen(probes), TransitionReason::OpenElapsed, t);
@@ -627,11 +653,11 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
                     };
                     return self.reject(RejectReason::Open, retry_after, Some(transition));
                 }
-                if probes.in_flight >= self.config.max_probes() {
+                if probes.in_flight >= self.settings.config().max_probes() {
                     return self.reject(RejectReason::HalfOpenFull, None, None);
                 }
                 if probes.in_flight == 0 {
-                    probes.lease_until = t.saturating_add(self.config.probe_lease());
+                    probes.lease_until = t.saturating_add(self.settings.config().probe_lease());
                 }
                 probes.in_flight += 1;
                 self.phase = Phase::HalfOpen(probes);
@@ -649,7 +675,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
     #[inline]
     fn reject_before(&mut self, now: Instant, until: Instant) -> Option<Rejected> {
         let wait = until.saturating_duration_since(now);
-        if wait.is_zero() || wait > self.config.backoff().max() {
+        if wait.is_zero() || wait > self.settings.config().backoff().max() {
             return None;
         }
         self.counts.rejected = self.counts.rejected.saturating_add(1);
@@ -733,7 +759,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
                 self.bound_deadlines(t);
                 let lease_until = probes
                     .lease_until
-                    .min(t.saturating_add(self.config.probe_lease()));
+                    .min(t.saturating_add(self.settings.config().probe_lease()));
                 if t >= lease_until {
                     let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
                     return self.stale(counting, Some(transition));
@@ -799,8 +825,8 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
         slow: bool,
         t: Instant,
     ) -> Option<Transition> {
-        let needed = self.config.successes_to_close();
-        match self.config.half_open_verdict() {
+        let needed = self.settings.config().successes_to_close();
+        match self.settings.config().half_open_verdict() {
             HalfOpenVerdict::AnyFailure => {
                 if failed {
                     return Some(self.reopen(TransitionReason::ProbeFailed, t));
@@ -844,7 +870,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
     }
 
     fn is_slow(&self, permit: &Permit, now: &mut Now<impl FnMut() -> Instant>) -> bool {
-        match self.config.slow_call_threshold() {
+        match self.settings.config().slow_call_threshold() {
             Some(threshold) => now.get().saturating_duration_since(permit.started) >= threshold,
             None => false,
         }
@@ -891,7 +917,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
 
     fn open_deadline(&mut self, at: Instant) -> Instant {
         let d = self.open_base;
-        let jittered = match self.config.jitter() {
+        let jittered = match self.settings.config().jitter() {
             Jitter::None => d,
             Jitter::Full => Duration::from_micros(self.rng.up_to(d.as_micros())),
             Jitter::Equal => {
@@ -908,13 +934,13 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
     }
 
     fn reopen(&mut self, reason: TransitionReason, at: Instant) -> Transition {
-        self.open_base = self.config.backoff().next(self.open_base);
+        self.open_base = self.settings.config().backoff().next(self.open_base);
         let until = self.open_deadline(at);
         self.enter(Phase::Open { until }, reason, at)
     }
 
     fn close(&mut self, reason: TransitionReason, at: Instant) -> Transition {
-        self.open_base = self.config.backoff().initial();
+        self.open_base = self.settings.config().backoff().initial();
         self.policy.reset(at);
         self.enter(Phase::Closed, reason, at)
     }
@@ -961,7 +987,7 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
             Phase::Open { .. } => (self.poll_at(now), 0),
             Phase::HalfOpen(p) => {
                 let lease_ended = p.in_flight > 0 && now >= p.lease_until;
-                let free = p.in_flight < self.config.max_probes() && !lease_ended;
+                let free = p.in_flight < self.settings.config().max_probes() && !lease_ended;
                 (if free { Some(now) } else { None }, p.in_flight)
             }
             _ => (None, 0),
@@ -1023,8 +1049,8 @@ impl<P: TripPolicy, const H: usize> Machine<P, H> {
 /// let report = breaker.record(probe.result.unwrap(), Outcome::Success);
 /// assert_eq!(report.transition.map(|t| t.to), Some(State::Closed));
 /// ```
-pub struct Breaker<P = ConsecutiveFailures, C = (), const H: usize = 4> {
-    machine: Machine<P, H>,
+pub struct Breaker<P = ConsecutiveFailures, C = (), const H: usize = 4, S = Config> {
+    machine: Machine<P, H, S>,
     clock: C,
 }
 
@@ -1041,31 +1067,48 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
     /// clock's epoch (`const`, so it can initialise a `static`).
     pub const fn new(config: Config, policy: P, clock: C) -> Self {
         Breaker {
-            machine: Machine {
-                phase: Phase::Closed,
-                generation: 0,
-                entered_at: Instant::ZERO,
-                open_base: config.backoff().initial(),
-                rng: Rng::new(config.jitter_seed()),
-                counts: Counts {
-                    calls: 0,
-                    successes: 0,
-                    failures: 0,
-                    slow: 0,
-                    ignored: 0,
-                    rejected: 0,
-                    stale: 0,
-                },
-                noop_successes: 0,
-                resets: 0,
-                config,
-                policy,
-                history: HistoryBuf::new(),
-            },
+            machine: Machine::new(&config, config, policy),
             clock,
         }
     }
+}
 
+impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig> Breaker<P, C, H, Fixed<K>> {
+    /// A closed breaker whose configuration is `K::CONFIG`, fixed at compile
+    /// time: the compiler removes the code of every feature it leaves off
+    /// (see [`Fixed`]). Otherwise the same breaker as [`new`](Self::new)
+    /// makes; `const`, so it can initialise a `static`.
+    ///
+    /// ```
+    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Fixed, FixedConfig, Instant, Outcome, State};
+    ///
+    /// struct SensorBreaker;
+    /// impl FixedConfig for SensorBreaker {
+    ///     const CONFIG: Config = match Config::builder()
+    ///         .open_duration(core::time::Duration::from_secs(2))
+    ///         .build()
+    ///     {
+    ///         Ok(config) => config,
+    ///         Err(e) => panic!("{}", e.as_str()), // a compile error, not a panic
+    ///     };
+    /// }
+    ///
+    /// let mut breaker: Breaker<ConsecutiveFailures, (), 4, Fixed<SensorBreaker>> =
+    ///     Breaker::fixed(ConsecutiveFailures::new(1).unwrap(), ());
+    /// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
+    /// let _ = breaker.record_at(permit, Outcome::Failure, Instant::ZERO);
+    /// assert_eq!(breaker.state(), State::Open);
+    /// assert!(breaker.try_acquire_at(Instant::from_secs(2)).result.is_ok());
+    /// ```
+    pub const fn fixed(policy: P, clock: C) -> Self {
+        Breaker {
+            machine: Machine::new(&K::CONFIG, Fixed::new(), policy),
+            clock,
+        }
+    }
+}
+
+impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
     /// Asks to make a call now. In the closed states this reads the clock
     /// only if the policy or slow-call tracking needs the time.
     #[inline]
@@ -1338,7 +1381,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.machine.config
+        self.machine.settings.config()
     }
 
     /// The trip policy.
@@ -1352,14 +1395,14 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
     }
 }
 
-impl<P: fmt::Debug, C: fmt::Debug, const H: usize> fmt::Debug for Breaker<P, C, H> {
+impl<P: fmt::Debug, C: fmt::Debug, const H: usize, S: Settings> fmt::Debug for Breaker<P, C, H, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = &self.machine;
         f.debug_struct("Breaker")
             .field("phase", &m.phase)
             .field("generation", &m.generation)
             .field("counts", &m.counts())
-            .field("config", &m.config)
+            .field("config", m.settings.config())
             .field("policy", &m.policy)
             .field("clock", &self.clock)
             .finish_non_exhaustive()
@@ -1367,7 +1410,7 @@ impl<P: fmt::Debug, C: fmt::Debug, const H: usize> fmt::Debug for Breaker<P, C, 
 }
 
 #[cfg(feature = "defmt")]
-impl<P, C, const H: usize> defmt::Format for Breaker<P, C, H> {
+impl<P, C, const H: usize, S> defmt::Format for Breaker<P, C, H, S> {
     fn format(&self, f: defmt::Formatter) {
         defmt::write!(
             f,

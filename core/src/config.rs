@@ -2,6 +2,7 @@
 //! static firmware configuration is checked when the program is compiled.
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use crate::time::Duration;
 
@@ -590,6 +591,72 @@ impl ConfigBuilder {
 impl Default for ConfigBuilder {
     fn default() -> Self {
         ConfigBuilder::new()
+    }
+}
+
+/// Where a breaker's [`Config`] comes from: a value chosen at run time (a
+/// [`Config`] is its own settings), or a constant fixed at compile time
+/// ([`Fixed`]), so that the compiler removes the code of every feature the
+/// constant leaves off.
+pub trait Settings {
+    /// The configuration.
+    fn config(&self) -> &Config;
+}
+
+impl Settings for Config {
+    #[inline(always)]
+    fn config(&self) -> &Config {
+        self
+    }
+}
+
+/// A configuration fixed at compile time, for [`Fixed`]: a type (usually a
+/// unit struct named for the peripheral it guards) that names a `const`
+/// [`Config`]. Built with the `const fn` builder, an invalid value is a
+/// compile error.
+pub trait FixedConfig {
+    /// The configuration.
+    const CONFIG: Config;
+}
+
+/// The [`Settings`] of a breaker configured at compile time by `K`, for
+/// firmware: the machine reads `K::CONFIG`, a constant, so a feature it
+/// leaves off (exponential backoff, jitter, the rate verdict over probes,
+/// slow calls) costs no flash. Holds nothing. Made by
+/// [`Breaker::fixed`](crate::Breaker::fixed).
+pub struct Fixed<K>(PhantomData<K>);
+
+impl<K> Fixed<K> {
+    /// The settings of `K`.
+    pub const fn new() -> Self {
+        Fixed(PhantomData)
+    }
+}
+
+impl<K: FixedConfig> Settings for Fixed<K> {
+    #[inline(always)]
+    fn config(&self) -> &Config {
+        &K::CONFIG
+    }
+}
+
+impl<K> Clone for Fixed<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K> Copy for Fixed<K> {}
+
+impl<K> Default for Fixed<K> {
+    fn default() -> Self {
+        Fixed::new()
+    }
+}
+
+impl<K: FixedConfig> fmt::Debug for Fixed<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Fixed").field(&K::CONFIG).finish()
     }
 }
 

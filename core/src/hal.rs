@@ -33,6 +33,7 @@ use embedded_hal::i2c::{self, AddressMode, I2c};
 use embedded_hal::spi::{self, SpiDevice};
 
 use crate::breaker::{Admission, Breaker, Outcome, Permit, Rejected, Report, Transition};
+use crate::config::Settings;
 use crate::policy::TripPolicy;
 use crate::shared::{SharedBreaker, Sharing};
 use crate::time::Clock;
@@ -49,7 +50,7 @@ pub trait Gate {
     fn report(&mut self, permit: Permit, outcome: Outcome) -> Report;
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize> Gate for Breaker<P, C, H> {
+impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Gate for Breaker<P, C, H, S> {
     fn admit(&mut self) -> Admission {
         self.try_acquire()
     }
@@ -58,7 +59,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> Gate for Breaker<P, C, H> {
     }
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize> Gate for &mut Breaker<P, C, H> {
+impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Gate for &mut Breaker<P, C, H, S> {
     fn admit(&mut self) -> Admission {
         self.try_acquire()
     }

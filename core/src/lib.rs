@@ -18,7 +18,10 @@ pub use breaker::{
     Admission, Breaker, CallError, Counts, Metrics, Outcome, Permit, Phase, Probes, RejectReason,
     Rejected, Report, ReportStatus, State, Transition, TransitionReason,
 };
-pub use config::{Backoff, Config, ConfigBuilder, ConfigError, HalfOpenVerdict, Jitter, Ratio};
+pub use config::{
+    Backoff, Config, ConfigBuilder, ConfigError, Fixed, FixedConfig, HalfOpenVerdict, Jitter,
+    Ratio, Settings,
+};
 pub use policy::{
     CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, WindowCounts,
 };

@@ -23,6 +23,7 @@ BASELINE = ("no breaker", ["--no-default-features"])
 # (label, cargo flags, whether it may link a 64-bit division)
 VARIANTS = [
     ("`Breaker`, `ConsecutiveFailures`", [], False),
+    ("`Breaker`, `ConsecutiveFailures`, configuration fixed at compile time (`Fixed`)", ["--features", "fixed"], False),
     ("`SharedBreaker`, `ConsecutiveFailures`", ["--features", "shared"], False),
     ("`Breaker`, `CountWindow<16>`", ["--features", "count-window"], False),
     # A time window divides the time by its bucket width.

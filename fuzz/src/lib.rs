@@ -11,9 +11,10 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use breakerbox_core::{
-    Breaker, Clock, Config, ConfigError, ConsecutiveFailures, CountWindow, Duration,
-    HalfOpenVerdict, Instant, Jitter, Outcome, Permit, Ratio, ReportStatus, SharedBreaker, State,
-    Thresholds, TickExtender, TimeWindow, Transition, TransitionReason, TripPolicy,
+    Breaker, Clock, Config, ConfigError, ConsecutiveFailures, CountWindow, Duration, Fixed,
+    FixedConfig, HalfOpenVerdict, Instant, Jitter, Outcome, Permit, Ratio, ReportStatus,
+    SharedBreaker, State, Thresholds, TickExtender, TimeWindow, Transition, TransitionReason,
+    TripPolicy,
 };
 
 /// A ratio as two raw numbers.
@@ -85,7 +86,7 @@ impl RawConfig {
 }
 
 /// One operation of a stream.
-#[derive(Arbitrary, Debug)]
+#[derive(Arbitrary, Clone, Copy, Debug)]
 pub enum Op {
     Acquire,
     Report { index: u8, outcome: u8 },
@@ -136,11 +137,13 @@ pub fn ops(data: &[u8]) {
     let mut reports = 0u64;
 
     // `arbitrary` keeps answering with defaults once the bytes run out: stop there.
-    for _ in 0..2_000 {
-        if u.is_empty() {
-            break;
-        }
+    let mut ops = Vec::new();
+    while ops.len() < 2_000 && !u.is_empty() {
         let Ok(op) = Op::arbitrary(&mut u) else { break };
+        ops.push(op);
+    }
+    fixed_matches_runtime(policy, &ops);
+    for &op in &ops {
         let before = single.metrics_at(now);
         match op {
             Op::Acquire => {
@@ -262,6 +265,83 @@ pub fn ops(data: &[u8]) {
                 "open longer than the backoff allows"
             );
         }
+    }
+}
+
+/// Every feature a configuration can turn on, fixed at compile time.
+struct Rich;
+impl FixedConfig for Rich {
+    const CONFIG: Config = match Config::builder()
+        .exponential_backoff(
+            core::time::Duration::from_millis(2),
+            core::time::Duration::from_millis(16),
+            3,
+            2,
+        )
+        .jitter(Jitter::Equal, 0x5eed)
+        .max_probes(3)
+        .successes_to_close(2)
+        .probe_lease(core::time::Duration::from_millis(4))
+        .slow_call_threshold(core::time::Duration::from_micros(1_500))
+        .half_open_verdict(HalfOpenVerdict::Rates {
+            failure_rate: Ratio::percent(50),
+            slow_rate: None,
+        })
+        .build()
+    {
+        Ok(config) => config,
+        Err(_) => panic!("a valid configuration"),
+    };
+}
+
+/// `Breaker::fixed` and `Breaker::new` on the same configuration answer
+/// every operation alike: fixing it at compile time changes nothing else.
+fn fixed_matches_runtime(policy: ConsecutiveFailures, ops: &[Op]) {
+    let mut fixed: Breaker<_, (), 4, Fixed<Rich>> = Breaker::fixed(policy, ());
+    let mut runtime: Breaker<_, (), 4> = Breaker::new(Rich::CONFIG, policy, ());
+    let mut permits: Vec<(Permit, Permit)> = Vec::new();
+    let mut now = Instant::ZERO;
+    for &op in ops {
+        match op {
+            Op::Acquire => {
+                let (a, b) = (fixed.try_acquire_at(now), runtime.try_acquire_at(now));
+                assert_eq!(a.transition, b.transition, "{op:?}");
+                match (a.result, b.result) {
+                    (Ok(p), Ok(q)) => permits.push((p, q)),
+                    (Err(r), Err(s)) => assert_eq!(r, s),
+                    (x, y) => panic!("fixed and runtime disagree: {x:?} / {y:?}"),
+                }
+            }
+            Op::Report {
+                index,
+                outcome: raw,
+            } if !permits.is_empty() => {
+                let (p, q) = permits.remove(index as usize % permits.len());
+                let slow = Duration::from_micros(u64::from(raw) * 20);
+                let at = now.saturating_add(slow);
+                let (a, b) = (
+                    fixed.record_at(p, outcome(raw), at),
+                    runtime.record_at(q, outcome(raw), at),
+                );
+                assert_eq!(a, b, "{op:?}");
+            }
+            Op::Lose { index } if !permits.is_empty() => {
+                drop(permits.remove(index as usize % permits.len()));
+            }
+            Op::Report { .. } | Op::Lose { .. } => {}
+            Op::Forward(d) => now = now.saturating_add(Duration::from_micros(d as u64)),
+            Op::FarForward(d) => now = now.saturating_add(Duration::from_micros(d as u64)),
+            Op::Back(d) => now = now.saturating_sub(Duration::from_micros(d as u64)),
+            Op::EndOfTime => now = Instant::MAX,
+            Op::ForceOpen => assert_eq!(fixed.force_open_at(now), runtime.force_open_at(now)),
+            Op::Disable => assert_eq!(fixed.disable_at(now), runtime.disable_at(now)),
+            Op::MetricsOnly => {
+                assert_eq!(fixed.metrics_only_at(now), runtime.metrics_only_at(now))
+            }
+            Op::Release => assert_eq!(fixed.release_at(now), runtime.release_at(now)),
+            Op::Reset => assert_eq!(fixed.reset_at(now), runtime.reset_at(now)),
+        }
+        assert_eq!(fixed.metrics_at(now), runtime.metrics_at(now), "{op:?}");
     }
 }
 

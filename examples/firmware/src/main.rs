@@ -1,6 +1,7 @@
 //! breakerbox on a real Cortex-M core under QEMU: a flaky I2C sensor behind
 //! `BreakerI2c`, one `SharedBreaker` touched by the main loop and by the
-//! SysTick interrupt, time from SysTick ticks extended by `SharedTickClock`.
+//! SysTick interrupt, time from SysTick ticks extended by `SharedTickClock`,
+//! and an absent EEPROM behind a `Breaker` configured at compile time.
 //! Runs a sequence of checks, prints `firmware: N passed, M failed` and
 //! exits QEMU with the result.
 #![no_std]
@@ -10,8 +11,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use breakerbox_core::hal::{BreakerI2c, HalError};
 use breakerbox_core::{
-    Clock, Config, ConsecutiveFailures, Duration, Instant, Outcome, RejectReason, SharedBreaker,
-    SharedTickClock, State, TransitionReason,
+    Breaker, Clock, Config, ConsecutiveFailures, Duration, Fixed, FixedConfig, Instant, Outcome,
+    RejectReason, SharedBreaker, SharedTickClock, State, TransitionReason,
 };
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception, ExceptionFrame};
@@ -65,6 +66,11 @@ const POLICY: ConsecutiveFailures = match ConsecutiveFailures::new(3) {
     Err(e) => panic!("{}", e.as_str()),
 };
 
+const POLICY_EEPROM: ConsecutiveFailures = match ConsecutiveFailures::new(2) {
+    Ok(policy) => policy,
+    Err(e) => panic!("{}", e.as_str()),
+};
+
 static BREAKER: SharedBreaker<ConsecutiveFailures, &SharedTickClock<fn() -> u32>> =
     SharedBreaker::new(CONFIG, POLICY, &CLOCK);
 
@@ -99,6 +105,39 @@ impl I2c for FlakySensor {
         Ok(())
     }
 }
+
+/// An EEPROM at 0x50 that is not fitted: every transaction is NACKed.
+struct AbsentEeprom {
+    transactions: u32,
+}
+
+impl ErrorType for AbsentEeprom {
+    type Error = ErrorKind;
+}
+
+impl I2c for AbsentEeprom {
+    fn transaction(&mut self, _: u8, _: &mut [Operation<'_>]) -> Result<(), ErrorKind> {
+        self.transactions += 1;
+        Err(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address))
+    }
+}
+
+/// The EEPROM's breaker, configured at compile time: the features this
+/// configuration leaves off cost no flash.
+struct EepromBreaker;
+impl FixedConfig for EepromBreaker {
+    const CONFIG: Config = match Config::builder()
+        .open_duration(core::time::Duration::from_millis(10))
+        .build()
+    {
+        Ok(config) => config,
+        Err(e) => panic!("{}", e.as_str()),
+    };
+}
+
+/// The EEPROM's breaker: one transition kept, time from the shared clock.
+type EepromGate =
+    Breaker<ConsecutiveFailures, &'static SharedTickClock<fn() -> u32>, 1, Fixed<EepromBreaker>>;
 
 #[exception]
 fn SysTick() {
@@ -322,14 +361,29 @@ fn main() -> ! {
         recovered && BREAKER.state() == State::Closed,
     );
 
-    // 7. The 16-bit counter wrapped and the clock kept counting.
+    // 7. A second peripheral on a breaker configured at compile time.
+    let eeprom_breaker: EepromGate = Breaker::fixed(POLICY_EEPROM, &CLOCK);
+    let mut eeprom = BreakerI2c::new(AbsentEeprom { transactions: 0 }, eeprom_breaker);
+    let mut byte = [0u8];
+    let nacked = (0..2).all(|_| matches!(eeprom.read(0x50, &mut byte), Err(HalError::Bus(_))));
+    let fast = matches!(eeprom.read(0x50, &mut byte), Err(HalError::Rejected(r)) if r.reason == RejectReason::Open);
+    let untouched = eeprom.inner().transactions == 2;
+    let tripped_at = eeprom.gate().last_transition().map_or(start, |t| t.at);
+    wait_until(tripped_at.saturating_add(Duration::from_millis(10)));
+    let probed = matches!(eeprom.read(0x50, &mut byte), Err(HalError::Bus(_)));
+    checks.check(
+        "compile-time breaker: the absent EEPROM trips it, fails fast, is probed at 10 ms",
+        nacked && fast && untouched && probed && eeprom.inner().transactions == 3,
+    );
+
+    // 8. The 16-bit counter wrapped and the clock kept counting.
     let now = CLOCK.now();
     checks.check(
         "clock extended past the 16-bit wrap",
         now > Instant::from_millis(65_536) && now >= start,
     );
 
-    // 8. The counts add up: main-loop reads and the handler's calls alike
+    // 9. The counts add up: main-loop reads and the handler's calls alike
     // (the handler stopped first, so nothing moves while counting).
     cp.SYST.disable_interrupt();
     let m = BREAKER.metrics();

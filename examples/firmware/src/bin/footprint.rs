@@ -83,6 +83,14 @@ mod guarded {
         Err(_) => panic!(),
     };
 
+    /// The same configuration, fixed at compile time.
+    #[cfg(feature = "fixed")]
+    pub struct Fixed;
+    #[cfg(feature = "fixed")]
+    impl breakerbox_core::FixedConfig for Fixed {
+        const CONFIG: Config = CONFIG;
+    }
+
     #[cfg(not(any(feature = "count-window", feature = "time-window")))]
     pub type Policy = breakerbox_core::ConsecutiveFailures;
     #[cfg(not(any(feature = "count-window", feature = "time-window")))]
@@ -128,10 +136,19 @@ fn main() -> ! {
     let mut bus = Sensor(0);
 
     // In a static, so its RAM shows in the image (not on the stack).
-    #[cfg(all(feature = "breaker", not(feature = "shared")))]
+    #[cfg(all(feature = "breaker", not(feature = "shared"), not(feature = "fixed")))]
     let breaker = cortex_m::singleton!(
         : breakerbox_core::Breaker<guarded::Policy, guarded::Time, 1> =
             breakerbox_core::Breaker::new(guarded::CONFIG, guarded::policy(), guarded::time())
+    );
+    #[cfg(feature = "fixed")]
+    let breaker = cortex_m::singleton!(
+        : breakerbox_core::Breaker<
+            guarded::Policy,
+            guarded::Time,
+            1,
+            breakerbox_core::Fixed<guarded::Fixed>,
+        > = breakerbox_core::Breaker::fixed(guarded::policy(), guarded::time())
     );
     #[cfg(all(feature = "breaker", not(feature = "shared")))]
     let mut bus =
