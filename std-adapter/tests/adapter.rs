@@ -405,3 +405,53 @@ fn monotonic_clock_is_the_default() {
     );
     assert_eq!(guard.record(Outcome::Success), ReportStatus::Recorded);
 }
+
+#[test]
+fn poll_at_gives_the_time_the_answer_changes_by_itself() {
+    let (breaker, clock) = manual(1, Config::DEFAULT);
+    assert_eq!(breaker.poll_at(), None, "closed: nothing changes by itself");
+    clock.advance(Duration::from_secs(1));
+    let _ = breaker.call(fail);
+    assert_eq!(
+        breaker.poll_at(),
+        Some(Instant::from_secs(6)),
+        "the open deadline"
+    );
+}
+
+#[test]
+fn config_gives_back_the_configuration() {
+    let config = Config::builder()
+        .open_duration(StdDuration::from_millis(1_234))
+        .max_probes(2)
+        .build()
+        .unwrap();
+    let (breaker, _clock) = manual(1, config);
+    assert_eq!(breaker.config(), config);
+    assert_ne!(breaker.config(), Config::DEFAULT);
+}
+
+#[cfg(feature = "quanta")]
+#[test]
+fn coarse_clock_errors_say_what_went_wrong() {
+    use std::error::Error;
+    let elsewhere = breakerbox_std::CoarseClockError::UpkeepRunElsewhere;
+    assert!(!elsewhere.to_string().is_empty());
+    assert!(elsewhere.to_string().contains("upkeep"), "{elsewhere}");
+    assert!(elsewhere.source().is_none());
+}
+
+#[test]
+fn debug_shows_the_published_state() {
+    let (breaker, _clock) = manual(1, Config::DEFAULT);
+    assert!(format!("{breaker:?}").contains("closed"), "{breaker:?}");
+    let _ = breaker.call(fail);
+    assert!(format!("{breaker:?}").contains("open"), "{breaker:?}");
+    breaker.force_open();
+    assert!(
+        format!("{breaker:?}").contains("forced-open"),
+        "{breaker:?}"
+    );
+    breaker.disable();
+    assert!(format!("{breaker:?}").contains("disabled"), "{breaker:?}");
+}

@@ -120,6 +120,32 @@ fn no_allocation_per_call_after_construction() {
 
     // In the same test, as nothing else may allocate meanwhile.
     a_burst_of_transitions_behind_a_slow_listener_allocates_nothing();
+    a_breaker_nobody_listens_to_allocates_nothing_for_its_transitions();
+}
+
+/// With no listener (and no log, tracing or metrics feature), a transition
+/// has nobody to be delivered to: no queue is made, from the first on.
+fn a_breaker_nobody_listens_to_allocates_nothing_for_its_transitions() {
+    let breaker = StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(3).unwrap())
+        .clock(SharedManualClock::new())
+        .build();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..10 {
+        breaker.force_open();
+        breaker.release();
+    }
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    if cfg!(not(any(
+        feature = "log",
+        feature = "tracing",
+        feature = "metrics"
+    ))) {
+        assert_eq!(
+            allocations, 0,
+            "allocations for 20 transitions nobody hears"
+        );
+    }
+    assert_eq!(breaker.metrics().generation, 20);
 }
 
 /// One thread's listener stalls while another thread makes 200
