@@ -413,6 +413,37 @@ mod tests {
     }
 
     #[test]
+    fn an_epoch_is_after_another_up_to_half_the_24_bit_range_ahead() {
+        assert!(!is_after(5, 5), "an epoch is not after itself");
+        assert!(is_after(6, 5));
+        assert!(!is_after(5, 6));
+        assert!(is_after(0x7f_ffff, 0), "just under half the range ahead");
+        assert!(!is_after(0x80_0000, 0), "half the range ahead is behind");
+        assert!(is_after(2, 0xff_fffe), "across the wrap");
+        assert!(is_after(0x100_0005, 4), "bits above 24 are not compared");
+    }
+
+    #[test]
+    fn the_first_run_holds_the_index_that_made_it_and_later_ones_get_bucket_slots() {
+        for i in [0, 1, 3, 4, 5, 7, 8, 31, 32, 62] {
+            let counters = ThreadCounters::new();
+            let first = counters.make_first(i);
+            assert!(first.len() > i, "index {i}: a first run of {}", first.len());
+            assert!(first.len() >= 4 && first.len().is_power_of_two());
+        }
+        let counters = ThreadCounters::new();
+        let run = counters.make_first(0).len();
+        for i in [run, run + 1, 2 * run, 62] {
+            let slot = counters.bucket_slot(i).expect("a slot past the first run");
+            assert!(slot.add(LockFreeEvent::Success, 0));
+            assert!(
+                std::ptr::eq(slot, counters.bucket_slot(i).unwrap()),
+                "the same one again"
+            );
+        }
+    }
+
+    #[test]
     fn no_slot_is_made_until_a_thread_counts_and_then_only_the_first_run() {
         let _alone = alone();
         let counters = ThreadCounters::new();
