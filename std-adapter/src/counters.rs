@@ -441,6 +441,31 @@ mod tests {
                 "the same one again"
             );
         }
+        // The first run (4) and the buckets of indices 3-6 (4), 7-14 (8)
+        // and 31-62 (32).
+        assert_eq!(counters.slot_bytes(), (4 + 4 + 8 + 32) * 128);
+    }
+
+    #[test]
+    fn the_overflow_moves_to_a_newer_epoch_and_refuses_an_older_one() {
+        let _alone = alone();
+        let counters = ThreadCounters::new();
+        assert!(counters.add(LockFreeEvent::Success, 0)); // this thread's index
+                                                          // Counts past the slots, as a thread without an index makes them.
+        assert!(counters.add_without_slot(LockFreeEvent::Success, 0));
+        assert!(counters.add_without_slot(LockFreeEvent::Success, 2));
+        assert!(counters.add_without_slot(LockFreeEvent::Rejection, 2));
+        assert!(
+            !counters.add_without_slot(LockFreeEvent::Success, 1),
+            "an older epoch"
+        );
+        let overflow = lock(&counters.table().overflow);
+        assert_eq!(overflow.epoch, 2);
+        let expected = LockFreeCounts {
+            successes: 1,
+            rejected: 1,
+        };
+        assert_eq!(overflow.counts, expected);
     }
 
     #[test]
@@ -461,6 +486,10 @@ mod tests {
         let _alone = alone();
         let counters = Arc::new(ThreadCounters::new());
         let indices = (1usize << index::BUCKETS) - 1;
+        // This thread holds the lowest index throughout, so the others
+        // hand over higher ones.
+        assert!(counters.add(LockFreeEvent::Success, 0));
+        assert!(index::current().is_some());
         // Three times as many short-lived threads as indices, one after
         // another: each takes over the index, and the counts, one left.
         for _ in 0..indices * 3 {
@@ -469,7 +498,7 @@ mod tests {
                 .join()
                 .unwrap();
         }
-        assert_eq!(counters.read(0).successes, indices as u64 * 3);
+        assert_eq!(counters.read(0).successes, indices as u64 * 3 + 1);
         assert_eq!(overflowed(&counters), 0, "no thread overflowed");
         // More live threads than indices: the extra ones overflow, nothing is lost.
         let barrier = Barrier::new(indices + 4);
@@ -484,7 +513,7 @@ mod tests {
         });
         assert_eq!(
             counters.read(0).successes,
-            indices as u64 * 3 + 2 * (indices as u64 + 4)
+            indices as u64 * 3 + 1 + 2 * (indices as u64 + 4)
         );
         // Before the barrier all are alive: four found no index. (After
         // it, one may take an index an exited thread gave back.)
