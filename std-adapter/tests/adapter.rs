@@ -244,6 +244,7 @@ fn registry_makes_each_name_once_under_concurrent_first_use() {
             .name(name)
             .build()
     }));
+    assert!(registry.is_empty(), "nothing made before the first use");
     let barrier = Arc::new(Barrier::new(8));
     let handles: Vec<_> = (0..8)
         .map(|i| {
@@ -262,6 +263,7 @@ fn registry_makes_each_name_once_under_concurrent_first_use() {
     assert_eq!(names, ["cache", "db"], "each made once");
     assert_eq!(registry.names(), ["cache", "db"]);
     assert_eq!(registry.len(), 2);
+    assert!(!registry.is_empty());
     for b in &breakers {
         assert_eq!(
             b.state(),
