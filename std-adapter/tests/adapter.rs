@@ -293,13 +293,12 @@ fn waiting_call_wakes_when_the_breaker_opens_its_door() {
     let r = breaker.call_waiting(StdDuration::from_secs(5), || Ok::<_, ()>("through"));
     let waited = start.elapsed();
     assert_eq!(r, Ok("through"));
+    // Admitted, so woken by the deadline and not by its timeout (which
+    // would have rejected it): no upper bound on the time, which a loaded
+    // machine could stretch.
     assert!(
         waited >= StdDuration::from_millis(95),
         "waited for the deadline: {waited:?}"
-    );
-    assert!(
-        waited < StdDuration::from_secs(2),
-        "but not for the timeout: {waited:?}"
     );
     assert_eq!(breaker.state(), State::Closed);
 }
@@ -315,11 +314,9 @@ fn waiting_call_gives_up_on_timeout() {
         panic!("expected a rejection, got {r:?}")
     };
     assert_eq!(rejected.reason, RejectReason::Open);
+    // Rejected, with the deadline still ahead: it gave up at its timeout.
     assert!(rejected.retry_after.unwrap() > Duration::from_secs(9));
-    assert!(
-        waited >= StdDuration::from_millis(60) && waited < StdDuration::from_secs(2),
-        "{waited:?}"
-    );
+    assert!(waited >= StdDuration::from_millis(60), "{waited:?}");
 }
 
 #[test]
@@ -340,11 +337,10 @@ fn waiting_call_wakes_when_a_probe_slot_frees() {
     thread::sleep(StdDuration::from_millis(100));
     probe.ignore(); // frees the slot
     let (r, waited) = waiter.join().unwrap();
+    // Admitted (its timeout would have rejected it), and not before the
+    // slot was freed.
     assert_eq!(r, Ok(()));
-    assert!(
-        waited >= StdDuration::from_millis(90) && waited < StdDuration::from_secs(3),
-        "{waited:?}"
-    );
+    assert!(waited >= StdDuration::from_millis(90), "{waited:?}");
 }
 
 #[test]
