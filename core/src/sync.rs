@@ -8,10 +8,10 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU32, Ordering};
 #[cfg(not(loom))]
 pub(crate) use portable_atomic::{fence, AtomicU32, Ordering};
 
+// The snapshot's sequence number: 64 bits where the target has 64-bit
+// atomics (it never wraps, so "unchanged" is one load), 32 elsewhere.
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::AtomicU64 as AtomicSeq;
-/// The snapshot's sequence number: 64 bits where the target has 64-bit
-/// atomics (it never wraps, so "unchanged" is one load), 32 elsewhere.
 #[cfg(all(not(loom), target_has_atomic = "64"))]
 pub(crate) use portable_atomic::AtomicU64 as AtomicSeq;
 #[cfg(not(any(loom, target_has_atomic = "64")))]
