@@ -1057,7 +1057,8 @@ mod tests {
         let mut count = TickCount::new(TickExtender::new(32).unwrap());
         count.secs = u64::MAX;
         count.sub = 999;
-        count.advance(1, 1_000);
+        // A whole second and one tick: both the seconds and the carry add.
+        count.advance(1_001, 1_000);
         assert_eq!(count.secs, u64::MAX);
         assert_eq!(count.micros(1_000), u64::MAX);
     }
