@@ -2,9 +2,10 @@
 
 use core::fmt;
 
-use heapless::HistoryBuf;
-
-use crate::config::{Config, Fixed, FixedConfig, HalfOpenVerdict, Jitter, Ratio, Settings};
+use crate::config::{
+    Backoff, Config, Fixed, FixedConfig, HalfOpenVerdict, Jitter, Ratio, Settings,
+};
+use crate::history::History;
 use crate::policy::{CallRecord, ConsecutiveFailures, TripPolicy};
 use crate::rng::Rng;
 use crate::time::{Clock, Duration, Instant};
@@ -531,7 +532,7 @@ struct Machine<P, const H: usize, S> {
     resets: u32,
     settings: S,
     policy: P,
-    history: HistoryBuf<Transition, H>,
+    history: History<H>,
 }
 
 impl<P, const H: usize, S> Machine<P, H, S> {
@@ -557,7 +558,7 @@ impl<P, const H: usize, S> Machine<P, H, S> {
             resets: 0,
             settings,
             policy,
-            history: HistoryBuf::new(),
+            history: History::new(),
         }
     }
 
@@ -577,21 +578,32 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
         P::NEEDS_TIME || self.settings.config().slow_call_threshold().is_some()
     }
 
-    /// Pulls the open deadline and the probe lease back to at most the
-    /// longest open duration and the lease from `t`: a clock that once read
-    /// far ahead (up to `Instant::MAX`) cannot keep the breaker open, or a
-    /// probe leased, once it reads right again.
-    fn bound_deadlines(&mut self, t: Instant) {
+    /// The open deadline at `t`, pulled back (and kept) to at most the
+    /// longest open duration from `t`: a clock that once read far ahead (up
+    /// to `Instant::MAX`) cannot keep the breaker open once it reads right
+    /// again. Only for an open machine.
+    fn bounded_open_deadline(&mut self, t: Instant) -> Instant {
+        let longest = t.saturating_add(self.settings.config().backoff().max());
         match &mut self.phase {
             Phase::Open { until } => {
-                *until = (*until).min(t.saturating_add(self.settings.config().backoff().max()));
+                *until = (*until).min(longest);
+                *until
             }
+            _ => t,
+        }
+    }
+
+    /// Whether half-open's probes in flight are past their lease at `t`,
+    /// the lease pulled back (and kept) to at most one lease from `t` as
+    /// the open deadline is.
+    fn lease_ended(&mut self, t: Instant) -> bool {
+        let longest = t.saturating_add(self.settings.config().probe_lease());
+        match &mut self.phase {
             Phase::HalfOpen(p) if p.in_flight > 0 => {
-                p.lease_until = p
-                    .lease_until
-                    .min(t.saturating_add(self.settings.config().probe_lease()));
+                p.lease_until = p.lease_until.min(longest);
+                t >= p.lease_until
             }
-            _ => {}
+            _ => false,
         }
     }
 
@@ -609,13 +621,9 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     }
 
     fn acquire(&mut self, now: &mut Now<impl FnMut() -> Instant>) -> Admission {
-        if matches!(self.phase, Phase::Open { .. } | Phase::HalfOpen(_)) {
-            let t = now.get();
-            self.bound_deadlines(t);
-        }
         match self.phase {
             Phase::Closed | Phase::MetricsOnly => {
-                self.counts.calls = self.counts.calls.saturating_add(1);
+                self.tally(|c| &mut c.calls);
                 let started = now.get_if(self.closed_needs_time(), Instant::ZERO);
                 self.admit(started, None)
             }
@@ -623,13 +631,13 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
                 let started = now.get_if(false, Instant::ZERO);
                 self.admit(started, None)
             }
-            Phase::Open { until } => {
+            Phase::ForcedOpen => self.reject(RejectReason::ForcedOpen, None, None),
+            Phase::Open { .. } => {
                 let t = now.get();
-                if let Some(rejected) = self.reject_before(t, until) {
-                    return Admission {
-                        result: Err(rejected),
-                        transition: None,
-                    };
+                let until = self.bounded_open_deadline(t);
+                if t < until {
+                    let retry_after = Some(until.saturating_duration_since(t));
+                    return self.reject(RejectReason::Open, retry_after, None);
                 }
                 let probes = Probes {
                     in_flight: 1,
@@ -640,12 +648,12 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
                 };
                 let transition =
                     self.enter(Phase::HalfOpen(probes), TransitionReason::OpenElapsed, t);
-                self.counts.calls = self.counts.calls.saturating_add(1);
+                self.tally(|c| &mut c.calls);
                 self.admit(t, Some(transition))
             }
-            Phase::HalfOpen(mut probes) => {
+            Phase::HalfOpen(_) => {
                 let t = now.get();
-                if probes.in_flight > 0 && t >= probes.lease_until {
+                if self.lease_ended(t) {
                     let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
                     let retry_after = match self.phase {
                         Phase::Open { until } => Some(until.saturating_duration_since(t)),
@@ -653,18 +661,20 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
                     };
                     return self.reject(RejectReason::Open, retry_after, Some(transition));
                 }
-                if probes.in_flight >= self.settings.config().max_probes() {
-                    return self.reject(RejectReason::HalfOpenFull, None, None);
+                let max_probes = self.settings.config().max_probes();
+                let lease_until = t.saturating_add(self.settings.config().probe_lease());
+                if let Phase::HalfOpen(p) = &mut self.phase {
+                    if p.in_flight >= max_probes {
+                        return self.reject(RejectReason::HalfOpenFull, None, None);
+                    }
+                    if p.in_flight == 0 {
+                        p.lease_until = lease_until;
+                    }
+                    p.in_flight += 1;
                 }
-                if probes.in_flight == 0 {
-                    probes.lease_until = t.saturating_add(self.settings.config().probe_lease());
-                }
-                probes.in_flight += 1;
-                self.phase = Phase::HalfOpen(probes);
-                self.counts.calls = self.counts.calls.saturating_add(1);
+                self.tally(|c| &mut c.calls);
                 self.admit(t, None)
             }
-            Phase::ForcedOpen => self.reject(RejectReason::ForcedOpen, None, None),
         }
     }
 
@@ -678,7 +688,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
         if wait.is_zero() || wait > self.settings.config().backoff().max() {
             return None;
         }
-        self.counts.rejected = self.counts.rejected.saturating_add(1);
+        self.tally(|c| &mut c.rejected);
         Some(Rejected {
             reason: RejectReason::Open,
             retry_after: Some(until.saturating_duration_since(now)),
@@ -700,7 +710,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     #[inline]
     fn count_noop_success(&mut self, outcome: Outcome) -> bool {
         let noop = outcome == Outcome::Success && self.policy.success_is_noop();
-        if noop {
+        if noop && S::COUNTS {
             // Wrapping, not saturating: one increment per call cannot reach
             // 2^64 (585 years at a call a nanosecond), and a conditional move
             // would lengthen the hot path's chain through this counter.
@@ -728,7 +738,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
         retry_after: Option<Duration>,
         transition: Option<Transition>,
     ) -> Admission {
-        self.counts.rejected = self.counts.rejected.saturating_add(1);
+        self.tally(|c| &mut c.rejected);
         Admission {
             result: Err(Rejected {
                 reason,
@@ -750,20 +760,14 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
         // A lock-free admission is counted now, unless a reset has zeroed
         // the counts it belonged to.
         if counting && !permit.counted && permit.epoch == epoch_of(self.resets) {
-            self.counts.calls = self.counts.calls.saturating_add(1);
+            self.tally(|c| &mut c.calls);
         }
         // Probes past their lease have failed, whatever arrives now.
-        if let Phase::HalfOpen(probes) = self.phase {
-            if probes.in_flight > 0 {
-                let t = now.get();
-                self.bound_deadlines(t);
-                let lease_until = probes
-                    .lease_until
-                    .min(t.saturating_add(self.settings.config().probe_lease()));
-                if t >= lease_until {
-                    let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
-                    return self.stale(counting, Some(transition));
-                }
+        if matches!(self.phase, Phase::HalfOpen(p) if p.in_flight > 0) {
+            let t = now.get();
+            if self.lease_ended(t) {
+                let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
+                return self.stale(counting, Some(transition));
             }
         }
         if permit.generation != self.generation {
@@ -774,11 +778,10 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
             Outcome::Failure => true,
             Outcome::Ignored => {
                 if !matches!(self.phase, Phase::Disabled) {
-                    self.counts.ignored = self.counts.ignored.saturating_add(1);
+                    self.tally(|c| &mut c.ignored);
                 }
-                if let Phase::HalfOpen(mut probes) = self.phase {
-                    probes.in_flight = probes.in_flight.saturating_sub(1);
-                    self.phase = Phase::HalfOpen(probes);
+                if let Phase::HalfOpen(p) = &mut self.phase {
+                    p.in_flight = p.in_flight.saturating_sub(1);
                 }
                 return Report {
                     status: ReportStatus::Recorded,
@@ -800,12 +803,11 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
                     None
                 }
             }
-            Phase::HalfOpen(mut probes) => {
+            Phase::HalfOpen(_) => {
                 let slow = self.is_slow(&permit, now);
                 self.count(failed, slow);
                 let t = now.get();
-                probes.in_flight = probes.in_flight.saturating_sub(1);
-                self.judge_probe(probes, failed, slow, t)
+                self.judge_probe(failed, slow, t)
             }
             // No permit of the current generation exists in these states:
             // every transition into them bumps the generation.
@@ -818,13 +820,11 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     }
 
     /// Half-open's verdict after one more probe result.
-    fn judge_probe(
-        &mut self,
-        mut probes: Probes,
-        failed: bool,
-        slow: bool,
-        t: Instant,
-    ) -> Option<Transition> {
+    fn judge_probe(&mut self, failed: bool, slow: bool, t: Instant) -> Option<Transition> {
+        let Phase::HalfOpen(probes) = &mut self.phase else {
+            return None;
+        };
+        probes.in_flight = probes.in_flight.saturating_sub(1);
         let needed = self.settings.config().successes_to_close();
         match self.settings.config().half_open_verdict() {
             HalfOpenVerdict::AnyFailure => {
@@ -832,7 +832,6 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
                     return Some(self.reopen(TransitionReason::ProbeFailed, t));
                 }
                 probes.successes = probes.successes.saturating_add(1);
-                self.phase = Phase::HalfOpen(probes);
                 if probes.successes >= needed {
                     return Some(self.close(TransitionReason::ProbesSucceeded, t));
                 }
@@ -850,7 +849,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
                 if slow {
                     probes.slow = probes.slow.saturating_add(1);
                 }
-                self.phase = Phase::HalfOpen(probes);
+                let probes = *probes;
                 let results = probes.successes as u64 + probes.failures as u64;
                 if results < needed as u64 {
                     return None;
@@ -877,20 +876,28 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     }
 
     fn count(&mut self, failed: bool, slow: bool) {
-        let c = &mut self.counts;
         if failed {
-            c.failures = c.failures.saturating_add(1);
+            self.tally(|c| &mut c.failures);
         } else {
-            c.successes = c.successes.saturating_add(1);
+            self.tally(|c| &mut c.successes);
         }
         if slow {
-            c.slow = c.slow.saturating_add(1);
+            self.tally(|c| &mut c.slow);
+        }
+    }
+
+    /// Adds one to a count, if the breaker keeps counts ([`Settings::COUNTS`]).
+    #[inline(always)]
+    fn tally(&mut self, count: impl FnOnce(&mut Counts) -> &mut u64) {
+        if S::COUNTS {
+            let n = count(&mut self.counts);
+            *n = n.saturating_add(1);
         }
     }
 
     fn stale(&mut self, counting: bool, transition: Option<Transition>) -> Report {
         if counting {
-            self.counts.stale = self.counts.stale.saturating_add(1);
+            self.tally(|c| &mut c.stale);
         }
         Report {
             status: ReportStatus::Stale,
@@ -916,7 +923,11 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     }
 
     fn open_deadline(&mut self, at: Instant) -> Instant {
-        let d = self.open_base;
+        let d = match self.settings.config().backoff() {
+            // A constant when the configuration is (no field to read).
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential { .. } => self.open_base,
+        };
         let jittered = match self.settings.config().jitter() {
             Jitter::None => d,
             Jitter::Full => Duration::from_micros(self.rng.up_to(d.as_micros())),
@@ -933,14 +944,21 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
         self.enter(Phase::Open { until }, TransitionReason::Tripped, at)
     }
 
+    #[inline(never)]
     fn reopen(&mut self, reason: TransitionReason, at: Instant) -> Transition {
-        self.open_base = self.settings.config().backoff().next(self.open_base);
+        let backoff = self.settings.config().backoff();
+        if let Backoff::Exponential { .. } = backoff {
+            self.open_base = backoff.next(self.open_base);
+        }
         let until = self.open_deadline(at);
         self.enter(Phase::Open { until }, reason, at)
     }
 
     fn close(&mut self, reason: TransitionReason, at: Instant) -> Transition {
-        self.open_base = self.settings.config().backoff().initial();
+        let backoff = self.settings.config().backoff();
+        if let Backoff::Exponential { .. } = backoff {
+            self.open_base = backoff.initial();
+        }
         self.policy.reset(at);
         self.enter(Phase::Closed, reason, at)
     }
@@ -1371,7 +1389,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
 
     /// The last `H` transitions, oldest first.
     pub fn history(&self) -> impl Iterator<Item = &Transition> + '_ {
-        self.machine.history.oldest_ordered()
+        self.machine.history.oldest_first()
     }
 
     /// The latest transition, if any.

@@ -599,6 +599,11 @@ impl Default for ConfigBuilder {
 /// ([`Fixed`]), so that the compiler removes the code of every feature the
 /// constant leaves off.
 pub trait Settings {
+    /// Whether the breaker keeps its [`Counts`](crate::Counts): `true` for
+    /// a [`Config`]; a [`FixedConfig`] may leave them off
+    /// ([`FixedConfig::COUNTS`]).
+    const COUNTS: bool = true;
+
     /// The configuration.
     fn config(&self) -> &Config;
 }
@@ -617,6 +622,11 @@ impl Settings for Config {
 pub trait FixedConfig {
     /// The configuration.
     const CONFIG: Config;
+
+    /// Whether the breaker keeps its [`Counts`](crate::Counts) (and so the
+    /// counts of its [`Metrics`](crate::Metrics)). `false` removes the seven
+    /// counters' code: the counts then read zero, and nothing else changes.
+    const COUNTS: bool = true;
 }
 
 /// The [`Settings`] of a breaker configured at compile time by `K`, for
@@ -634,6 +644,8 @@ impl<K> Fixed<K> {
 }
 
 impl<K: FixedConfig> Settings for Fixed<K> {
+    const COUNTS: bool = K::COUNTS;
+
     #[inline(always)]
     fn config(&self) -> &Config {
         &K::CONFIG

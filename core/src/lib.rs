@@ -7,6 +7,7 @@ mod breaker;
 mod config;
 #[cfg(feature = "embedded-hal")]
 pub mod hal;
+mod history;
 mod policy;
 mod rng;
 mod shared;

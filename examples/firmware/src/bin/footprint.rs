@@ -89,6 +89,21 @@ mod guarded {
     #[cfg(feature = "fixed")]
     impl breakerbox_core::FixedConfig for Fixed {
         const CONFIG: Config = CONFIG;
+        const COUNTS: bool = false;
+    }
+
+    /// The breaker of a variant.
+    #[cfg(not(feature = "fixed"))]
+    pub type Guarded = breakerbox_core::Breaker<Policy, Time, 1>;
+    #[cfg(not(feature = "fixed"))]
+    pub const fn breaker() -> Guarded {
+        breakerbox_core::Breaker::new(CONFIG, policy(), time())
+    }
+    #[cfg(feature = "fixed")]
+    pub type Guarded = breakerbox_core::Breaker<Policy, Time, 0, breakerbox_core::Fixed<Fixed>>;
+    #[cfg(feature = "fixed")]
+    pub const fn breaker() -> Guarded {
+        breakerbox_core::Breaker::fixed(policy(), time())
     }
 
     #[cfg(not(any(feature = "count-window", feature = "time-window")))]
@@ -128,6 +143,11 @@ mod guarded {
 
 #[entry]
 fn main() -> ! {
+    // Initialised at compile time, in RAM: its size shows in the image, its
+    // initial value in flash. (`entry` makes it a `&'static mut`.)
+    #[cfg(all(feature = "breaker", not(feature = "shared")))]
+    static mut BREAKER: guarded::Guarded = guarded::breaker();
+
     let mut reading = [0u8; 2];
     let rounds = black_box(16);
     let mut good = 0u32;
@@ -135,24 +155,8 @@ fn main() -> ! {
     #[cfg(not(feature = "breaker"))]
     let mut bus = Sensor(0);
 
-    // In a static, so its RAM shows in the image (not on the stack).
-    #[cfg(all(feature = "breaker", not(feature = "shared"), not(feature = "fixed")))]
-    let breaker = cortex_m::singleton!(
-        : breakerbox_core::Breaker<guarded::Policy, guarded::Time, 1> =
-            breakerbox_core::Breaker::new(guarded::CONFIG, guarded::policy(), guarded::time())
-    );
-    #[cfg(feature = "fixed")]
-    let breaker = cortex_m::singleton!(
-        : breakerbox_core::Breaker<
-            guarded::Policy,
-            guarded::Time,
-            1,
-            breakerbox_core::Fixed<guarded::Fixed>,
-        > = breakerbox_core::Breaker::fixed(guarded::policy(), guarded::time())
-    );
     #[cfg(all(feature = "breaker", not(feature = "shared")))]
-    let mut bus =
-        breakerbox_core::hal::BreakerI2c::new(Sensor(0), breaker.unwrap_or_else(|| panic!()));
+    let mut bus = breakerbox_core::hal::BreakerI2c::new(Sensor(0), BREAKER);
 
     #[cfg(feature = "shared")]
     static BREAKER: breakerbox_core::SharedBreaker<guarded::Policy, guarded::Time, 1> =
