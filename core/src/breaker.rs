@@ -69,6 +69,9 @@ pub struct Probes {
 /// The breaker's state with its data: the state machine's own view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+// A one-byte tag: matched on every call, so a 32-bit target should not
+// compare a wider one.
+#[repr(u8)]
 pub enum Phase {
     /// See [`State::Closed`].
     Closed,
@@ -593,14 +596,15 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
         }
     }
 
-    /// Whether half-open's probes in flight are past their lease at `t`,
-    /// the lease pulled back (and kept) to at most one lease from `t` as
-    /// the open deadline is.
-    fn lease_ended(&mut self, t: Instant) -> bool {
-        let longest = t.saturating_add(self.settings.config().probe_lease());
+    /// Whether half-open's probes in flight are past their lease now, the
+    /// lease pulled back (and kept) to at most one lease from now as the
+    /// open deadline is. Reads the clock only if probes are in flight.
+    fn lease_ended(&mut self, now: &mut Now<impl FnMut() -> Instant>) -> bool {
+        let lease = self.settings.config().probe_lease();
         match &mut self.phase {
             Phase::HalfOpen(p) if p.in_flight > 0 => {
-                p.lease_until = p.lease_until.min(longest);
+                let t = now.get();
+                p.lease_until = p.lease_until.min(t.saturating_add(lease));
                 t >= p.lease_until
             }
             _ => false,
@@ -653,7 +657,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
             }
             Phase::HalfOpen(_) => {
                 let t = now.get();
-                if self.lease_ended(t) {
+                if self.lease_ended(now) {
                     let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
                     let retry_after = match self.phase {
                         Phase::Open { until } => Some(until.saturating_duration_since(t)),
@@ -710,7 +714,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     #[inline]
     fn count_noop_success(&mut self, outcome: Outcome) -> bool {
         let noop = outcome == Outcome::Success && self.policy.success_is_noop();
-        if noop && S::COUNTS {
+        if noop && S::METRICS {
             // Wrapping, not saturating: one increment per call cannot reach
             // 2^64 (585 years at a call a nanosecond), and a conditional move
             // would lengthen the hot path's chain through this counter.
@@ -763,12 +767,9 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
             self.tally(|c| &mut c.calls);
         }
         // Probes past their lease have failed, whatever arrives now.
-        if matches!(self.phase, Phase::HalfOpen(p) if p.in_flight > 0) {
-            let t = now.get();
-            if self.lease_ended(t) {
-                let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
-                return self.stale(counting, Some(transition));
-            }
+        if self.lease_ended(now) {
+            let transition = self.reopen(TransitionReason::ProbeLeaseExpired, now.get());
+            return self.stale(counting, Some(transition));
         }
         if permit.generation != self.generation {
             return self.stale(counting, None);
@@ -824,23 +825,28 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
         let Phase::HalfOpen(probes) = &mut self.phase else {
             return None;
         };
-        probes.in_flight = probes.in_flight.saturating_sub(1);
+        // Written back only if half-open stays: a transition replaces the
+        // probes, and a store it replaces is code for nothing.
+        let in_flight = probes.in_flight.saturating_sub(1);
         let needed = self.settings.config().successes_to_close();
         match self.settings.config().half_open_verdict() {
             HalfOpenVerdict::AnyFailure => {
                 if failed {
                     return Some(self.reopen(TransitionReason::ProbeFailed, t));
                 }
-                probes.successes = probes.successes.saturating_add(1);
-                if probes.successes >= needed {
+                let successes = probes.successes.saturating_add(1);
+                if successes >= needed {
                     return Some(self.close(TransitionReason::ProbesSucceeded, t));
                 }
+                probes.in_flight = in_flight;
+                probes.successes = successes;
                 None
             }
             HalfOpenVerdict::Rates {
                 failure_rate,
                 slow_rate,
             } => {
+                probes.in_flight = in_flight;
                 if failed {
                     probes.failures = probes.failures.saturating_add(1);
                 } else {
@@ -886,10 +892,10 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
         }
     }
 
-    /// Adds one to a count, if the breaker keeps counts ([`Settings::COUNTS`]).
+    /// Adds one to a count, if the breaker keeps counts ([`Settings::METRICS`]).
     #[inline(always)]
     fn tally(&mut self, count: impl FnOnce(&mut Counts) -> &mut u64) {
-        if S::COUNTS {
+        if S::METRICS {
             let n = count(&mut self.counts);
             *n = n.saturating_add(1);
         }
@@ -907,13 +913,36 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
 
     fn enter(&mut self, phase: Phase, reason: TransitionReason, at: Instant) -> Transition {
         let from = self.phase.state();
+        self.switch(phase, at);
+        self.announce(from, reason, at)
+    }
+
+    /// Moves to `phase` at `at`, in a new generation.
+    #[inline(always)]
+    fn switch(&mut self, phase: Phase, at: Instant) {
         self.phase = phase;
+        self.next_generation(at);
+    }
+
+    /// A new generation, entered at `at`. Out of line: 64-bit arithmetic is
+    /// long on a 32-bit core, and every transition makes one.
+    #[inline(never)]
+    fn next_generation(&mut self, at: Instant) {
         // Cannot wrap in practice (2^64 transitions); wrapping keeps it panic-free.
         self.generation = self.generation.wrapping_add(1);
-        self.entered_at = at;
+        if S::METRICS {
+            self.entered_at = at;
+        }
+    }
+
+    /// The transition from `from` to where the machine is now, kept in the
+    /// history. Made apart from the switch, so that a caller that drops it
+    /// (most firmware) compiles no code for it.
+    #[inline(always)]
+    fn announce(&mut self, from: State, reason: TransitionReason, at: Instant) -> Transition {
         let transition = Transition {
             from,
-            to: phase.state(),
+            to: self.phase.state(),
             at,
             reason,
             generation: self.generation,
@@ -940,18 +969,26 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     }
 
     fn trip(&mut self, at: Instant) -> Transition {
-        let until = self.open_deadline(at);
-        self.enter(Phase::Open { until }, TransitionReason::Tripped, at)
+        self.switch_to_open(at);
+        self.announce(State::Closed, TransitionReason::Tripped, at)
     }
 
-    #[inline(never)]
     fn reopen(&mut self, reason: TransitionReason, at: Instant) -> Transition {
+        let from = self.phase.state();
         let backoff = self.settings.config().backoff();
         if let Backoff::Exponential { .. } = backoff {
             self.open_base = backoff.next(self.open_base);
         }
+        self.switch_to_open(at);
+        self.announce(from, reason, at)
+    }
+
+    /// Open at `at` for the current open duration. Out of line: four places
+    /// open the breaker.
+    #[inline(never)]
+    fn switch_to_open(&mut self, at: Instant) {
         let until = self.open_deadline(at);
-        self.enter(Phase::Open { until }, reason, at)
+        self.switch(Phase::Open { until }, at);
     }
 
     fn close(&mut self, reason: TransitionReason, at: Instant) -> Transition {
@@ -1016,7 +1053,11 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
             counts: self.counts(),
             failure_rate: rate(|w| w.failures),
             slow_rate: rate(|w| w.slow),
-            time_in_state: now.saturating_duration_since(self.entered_at),
+            time_in_state: if S::METRICS {
+                now.saturating_duration_since(self.entered_at)
+            } else {
+                Duration::ZERO
+            },
             next_probe_at,
             probes_in_flight,
         }

@@ -599,10 +599,10 @@ impl Default for ConfigBuilder {
 /// ([`Fixed`]), so that the compiler removes the code of every feature the
 /// constant leaves off.
 pub trait Settings {
-    /// Whether the breaker keeps its [`Counts`](crate::Counts): `true` for
-    /// a [`Config`]; a [`FixedConfig`] may leave them off
-    /// ([`FixedConfig::COUNTS`]).
-    const COUNTS: bool = true;
+    /// Whether the breaker keeps what its [`Metrics`](crate::Metrics) tell
+    /// beyond the state: `true` for a [`Config`]; a [`FixedConfig`] may
+    /// leave it off ([`FixedConfig::METRICS`]).
+    const METRICS: bool = true;
 
     /// The configuration.
     fn config(&self) -> &Config;
@@ -623,10 +623,11 @@ pub trait FixedConfig {
     /// The configuration.
     const CONFIG: Config;
 
-    /// Whether the breaker keeps its [`Counts`](crate::Counts) (and so the
-    /// counts of its [`Metrics`](crate::Metrics)). `false` removes the seven
-    /// counters' code: the counts then read zero, and nothing else changes.
-    const COUNTS: bool = true;
+    /// Whether the breaker keeps its [`Counts`](crate::Counts) and the time
+    /// it entered its state, for its [`Metrics`](crate::Metrics). `false`
+    /// removes their code: the counts and the time in state then read zero,
+    /// and nothing else changes.
+    const METRICS: bool = true;
 }
 
 /// The [`Settings`] of a breaker configured at compile time by `K`, for
@@ -644,7 +645,7 @@ impl<K> Fixed<K> {
 }
 
 impl<K: FixedConfig> Settings for Fixed<K> {
-    const COUNTS: bool = K::COUNTS;
+    const METRICS: bool = K::METRICS;
 
     #[inline(always)]
     fn config(&self) -> &Config {

@@ -89,7 +89,7 @@ mod guarded {
     #[cfg(feature = "fixed")]
     impl breakerbox_core::FixedConfig for Fixed {
         const CONFIG: Config = CONFIG;
-        const COUNTS: bool = false;
+        const METRICS: bool = false;
     }
 
     /// The breaker of a variant.
@@ -141,6 +141,127 @@ mod guarded {
     }
 }
 
+
+#[cfg(feature = "hand")]
+mod hand {
+    use super::*;
+    const D: u64 = 5_000_000;
+    const LEASE: u64 = 5_000_000;
+    const N: u32 = 5;
+    #[derive(Clone, Copy)]
+    #[repr(u8)]
+    enum St {
+        Closed,
+        Open { until: u64 },
+        Half { lease: u64, busy: bool },
+    }
+    pub struct B {
+        st: St,
+        gen: u64,
+        fails: u32,
+    }
+    pub static mut X: B = B { st: St::Closed, gen: 0, fails: 0 };
+    #[derive(Debug)]
+    pub enum E {
+        Rej(Option<u64>),
+        Bus(ErrorKind),
+    }
+    impl embedded_hal::i2c::Error for E {
+        fn kind(&self) -> ErrorKind {
+            match self {
+                E::Rej(_) => ErrorKind::Other,
+                E::Bus(e) => *e,
+            }
+        }
+    }
+    fn now() -> u64 {
+        MICROS.load(Ordering::Relaxed) as u64
+    }
+    impl B {
+        fn reopen(&mut self, t: u64) {
+            self.st = St::Open { until: t.saturating_add(D) };
+            self.gen = self.gen.wrapping_add(1);
+        }
+        fn acquire(&mut self) -> Result<u64, E> {
+            match &mut self.st {
+                St::Closed => Ok(self.gen),
+                St::Open { until } => {
+                    let t = now();
+                    *until = (*until).min(t.saturating_add(D));
+                    if t < *until {
+                        return Err(E::Rej(Some(*until - t)));
+                    }
+                    self.st = St::Half { lease: t.saturating_add(LEASE), busy: true };
+                    self.gen = self.gen.wrapping_add(1);
+                    Ok(self.gen)
+                }
+                St::Half { lease, busy } => {
+                    let t = now();
+                    if *busy {
+                        *lease = (*lease).min(t.saturating_add(LEASE));
+                        if t >= *lease {
+                            self.reopen(t);
+                            return Err(E::Rej(Some(D)));
+                        }
+                        return Err(E::Rej(None));
+                    }
+                    *busy = true;
+                    *lease = t.saturating_add(LEASE);
+                    Ok(self.gen)
+                }
+            }
+        }
+        fn record(&mut self, gen: u64, outcome: u8) {
+            if let St::Half { lease, busy: true } = &mut self.st {
+                let t = now();
+                *lease = (*lease).min(t.saturating_add(LEASE));
+                if t >= *lease {
+                    self.reopen(t);
+                    return;
+                }
+            }
+            if gen != self.gen {
+                return;
+            }
+            match (&mut self.st, outcome) {
+                (St::Half { busy, .. }, 2) => *busy = false,
+                (_, 2) => {}
+                (St::Closed, 0) => self.fails = 0,
+                (St::Closed, _) => {
+                    self.fails = self.fails.saturating_add(1);
+                    if self.fails >= N {
+                        self.fails = 0;
+                        self.reopen(now());
+                    }
+                }
+                (St::Half { .. }, 0) => {
+                    self.st = St::Closed;
+                    self.gen = self.gen.wrapping_add(1);
+                }
+                (St::Half { .. }, _) => self.reopen(now()),
+                _ => {}
+            }
+        }
+    }
+    pub struct Bus<'a>(pub Sensor, pub &'a mut B);
+    impl ErrorType for Bus<'_> {
+        type Error = E;
+    }
+    impl I2c for Bus<'_> {
+        fn transaction(&mut self, a: u8, ops: &mut [Operation<'_>]) -> Result<(), E> {
+            let gen = self.1.acquire()?;
+            let r = self.0.transaction(a, ops);
+            let outcome = match &r {
+                Ok(_) => 0,
+                Err(ErrorKind::ArbitrationLoss) => 2,
+                Err(_) => 1,
+            };
+            self.1.record(gen, outcome);
+            r.map_err(E::Bus)
+        }
+    }
+}
+
 #[entry]
 fn main() -> ! {
     // Initialised at compile time, in RAM: its size shows in the image, its
@@ -152,11 +273,14 @@ fn main() -> ! {
     let rounds = black_box(16);
     let mut good = 0u32;
 
-    #[cfg(not(feature = "breaker"))]
+    #[cfg(all(not(feature = "breaker"), not(feature = "hand")))]
     let mut bus = Sensor(0);
+    #[cfg(feature = "hand")]
+    #[allow(static_mut_refs)]
+    let mut bus = hand::Bus(Sensor(0), black_box(unsafe { &mut hand::X }));
 
     #[cfg(all(feature = "breaker", not(feature = "shared")))]
-    let mut bus = breakerbox_core::hal::BreakerI2c::new(Sensor(0), BREAKER);
+    let mut bus = breakerbox_core::hal::BreakerI2c::new(Sensor(0), black_box(BREAKER));
 
     #[cfg(feature = "shared")]
     static BREAKER: breakerbox_core::SharedBreaker<guarded::Policy, guarded::Time, 1> =
