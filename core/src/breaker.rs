@@ -581,34 +581,53 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
         P::NEEDS_TIME || self.settings.config().slow_call_threshold().is_some()
     }
 
-    /// The open deadline at `t`, pulled back (and kept) to at most the
-    /// longest open duration from `t`: a clock that once read far ahead (up
-    /// to `Instant::MAX`) cannot keep the breaker open once it reads right
-    /// again. Only for an open machine.
-    fn bounded_open_deadline(&mut self, t: Instant) -> Instant {
+    /// How long an open machine still rejects at `t`; `None` once its
+    /// deadline has come. The deadline is pulled back (and kept) to at most
+    /// the longest open duration from `t`: a clock that once read far ahead
+    /// (up to `Instant::MAX`) cannot keep the breaker open once it reads
+    /// right again.
+    fn open_wait(&mut self, t: Instant) -> Option<Duration> {
         let longest = t.saturating_add(self.settings.config().backoff().max());
         match &mut self.phase {
-            Phase::Open { until } => {
-                *until = (*until).min(longest);
-                *until
+            Phase::Open { until } if t < *until => {
+                if *until > longest {
+                    *until = longest;
+                }
+                Some(until.saturating_duration_since(t))
             }
-            _ => t,
+            _ => None,
         }
     }
 
-    /// Whether half-open's probes in flight are past their lease now, the
-    /// lease pulled back (and kept) to at most one lease from now as the
-    /// open deadline is. Reads the clock only if probes are in flight.
+    /// Whether half-open's probes in flight are past their lease now. A
+    /// lease still running is pulled back (and kept) to at most one lease
+    /// from now, as the open deadline is. Reads the clock only if
+    /// half-open.
     fn lease_ended(&mut self, now: &mut Now<impl FnMut() -> Instant>) -> bool {
-        let lease = self.settings.config().probe_lease();
+        if !matches!(self.phase, Phase::HalfOpen(_)) {
+            return false;
+        }
+        // Read with no probe in flight too: a probe's verdict needs the time.
+        let t = now.get();
+        self.lease_ended_at(t, self.lease_from(t))
+    }
+
+    /// [`lease_ended`](Self::lease_ended) at `t`, given the end of a lease
+    /// that starts at `t`.
+    #[inline(always)]
+    fn lease_ended_at(&mut self, t: Instant, lease_from_t: Instant) -> bool {
         match &mut self.phase {
             Phase::HalfOpen(p) if p.in_flight > 0 => {
-                let t = now.get();
-                p.lease_until = p.lease_until.min(t.saturating_add(lease));
+                p.lease_until = p.lease_until.min(lease_from_t);
                 t >= p.lease_until
             }
             _ => false,
         }
+    }
+
+    /// The end of a probe lease that starts at `t`.
+    fn lease_from(&self, t: Instant) -> Instant {
+        t.saturating_add(self.settings.config().probe_lease())
     }
 
     fn poll_at(&self, now: Instant) -> Option<Instant> {
@@ -638,17 +657,15 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
             Phase::ForcedOpen => self.reject(RejectReason::ForcedOpen, None, None),
             Phase::Open { .. } => {
                 let t = now.get();
-                let until = self.bounded_open_deadline(t);
-                if t < until {
-                    let retry_after = Some(until.saturating_duration_since(t));
-                    return self.reject(RejectReason::Open, retry_after, None);
+                if let Some(wait) = self.open_wait(t) {
+                    return self.reject(RejectReason::Open, Some(wait), None);
                 }
                 let probes = Probes {
                     in_flight: 1,
                     successes: 0,
                     failures: 0,
                     slow: 0,
-                    lease_until: t.saturating_add(self.settings.config().probe_lease()),
+                    lease_until: self.lease_from(t),
                 };
                 let transition =
                     self.enter(Phase::HalfOpen(probes), TransitionReason::OpenElapsed, t);
@@ -657,7 +674,8 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
             }
             Phase::HalfOpen(_) => {
                 let t = now.get();
-                if self.lease_ended(now) {
+                let lease_until = self.lease_from(t);
+                if self.lease_ended_at(t, lease_until) {
                     let transition = self.reopen(TransitionReason::ProbeLeaseExpired, t);
                     let retry_after = match self.phase {
                         Phase::Open { until } => Some(until.saturating_duration_since(t)),
@@ -666,7 +684,6 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
                     return self.reject(RejectReason::Open, retry_after, Some(transition));
                 }
                 let max_probes = self.settings.config().max_probes();
-                let lease_until = t.saturating_add(self.settings.config().probe_lease());
                 if let Phase::HalfOpen(p) = &mut self.phase {
                     if p.in_flight >= max_probes {
                         return self.reject(RejectReason::HalfOpenFull, None, None);
