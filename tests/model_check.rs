@@ -91,7 +91,7 @@ macro_rules! core_subject {
     };
 }
 
-impl<P: TripPolicy, S: breakerbox::Settings> Subject for Breaker<P, (), 4, S> {
+impl<P: TripPolicy, const H: usize, S: breakerbox::Settings> Subject for Breaker<P, (), H, S> {
     core_subject!();
     fn manual(&mut self, to: State, now: u64) -> Vec<Transition> {
         let t = match to {
@@ -1144,6 +1144,105 @@ impl FixedConfig for Rich {
     const CONFIG: Config = RICH.config();
 }
 
+/// `PLAIN` again, keeping no counts and no time in state.
+struct PlainLean;
+impl FixedConfig for PlainLean {
+    const CONFIG: Config = PLAIN.config();
+    const METRICS: bool = false;
+}
+
+/// A breaker that keeps no counts and no history (`lean`), driven in step
+/// with a twin that keeps both (`full`, which the model checks): every
+/// answer must be the same, and the lean one's counts, time in state and
+/// history empty.
+struct Twins<A, B> {
+    full: A,
+    lean: B,
+}
+
+impl<P: TripPolicy, F: FixedConfig, L: FixedConfig> Subject
+    for Twins<Breaker<P, (), 4, Fixed<F>>, Breaker<P, (), 0, Fixed<L>>>
+{
+    type Ticket = (Permit, Permit);
+    const DROP_IS_IGNORED: bool = false;
+    fn acquire(&mut self, now: u64) -> (Result<Self::Ticket, Rejected>, Vec<Transition>) {
+        let (full, transitions) = Subject::acquire(&mut self.full, now);
+        let (lean, lean_transitions) = Subject::acquire(&mut self.lean, now);
+        assert_eq!(
+            transitions, lean_transitions,
+            "the twins' transitions at {now}"
+        );
+        let got = match (full, lean) {
+            (Ok(f), Ok(l)) => {
+                assert_eq!(
+                    (f.generation(), f.state(), f.started()),
+                    (l.generation(), l.state(), l.started()),
+                    "the twins' permits at {now}"
+                );
+                Ok((f, l))
+            }
+            (Err(f), Err(l)) => {
+                assert_eq!(f, l, "the twins' rejections at {now}");
+                Err(f)
+            }
+            (f, l) => panic!("the twins' admissions at {now}: {f:?} and {l:?}"),
+        };
+        (got, transitions)
+    }
+    fn ticket_state(ticket: &Self::Ticket) -> State {
+        ticket.0.state()
+    }
+    fn ticket_generation(ticket: &Self::Ticket) -> u64 {
+        ticket.0.generation()
+    }
+    fn report(
+        &mut self,
+        (full, lean): Self::Ticket,
+        outcome: Outcome,
+        now: u64,
+    ) -> (ReportStatus, Vec<Transition>) {
+        let got = Subject::report(&mut self.full, full, outcome, now);
+        let lean = Subject::report(&mut self.lean, lean, outcome, now);
+        assert_eq!(got, lean, "the twins' reports at {now}");
+        got
+    }
+    fn lose(&mut self, (full, lean): Self::Ticket, now: u64) -> Vec<Transition> {
+        drop(lean);
+        Subject::lose(&mut self.full, full, now)
+    }
+    fn manual(&mut self, to: State, now: u64) -> Vec<Transition> {
+        let got = Subject::manual(&mut self.full, to, now);
+        assert_eq!(
+            got,
+            Subject::manual(&mut self.lean, to, now),
+            "the twins' manual controls at {now}"
+        );
+        got
+    }
+    fn reset(&mut self, now: u64) -> Vec<Transition> {
+        let got = Subject::reset(&mut self.full, now);
+        assert_eq!(
+            got,
+            Subject::reset(&mut self.lean, now),
+            "the twins' resets at {now}"
+        );
+        got
+    }
+    fn metrics(&mut self, now: u64) -> Metrics {
+        let full = Subject::metrics(&mut self.full, now);
+        let lean = self.lean.metrics_at(at(now));
+        let kept = Metrics {
+            counts: Counts::default(),
+            time_in_state: Duration::ZERO,
+            ..full
+        };
+        assert_eq!(lean, kept, "the twins' metrics at {now}");
+        assert_eq!(self.lean.history().count(), 0, "a history of none");
+        assert_eq!(self.lean.poll_at(at(now)), self.full.poll_at(at(now)));
+        full
+    }
+}
+
 /// `Breaker::fixed` on `setup`, whose configuration `K` fixes.
 fn check_fixed<K: FixedConfig>(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
     let PolicySetup::Consecutive(threshold) = setup.policy else {
@@ -1153,6 +1252,17 @@ fn check_fixed<K: FixedConfig>(setup: &Setup, ops: &[Op]) -> Result<(), TestCase
     let breaker: Breaker<_, (), 4, Fixed<K>> = Breaker::fixed(policy, ());
     prop_assert_eq!(*breaker.config(), setup.config());
     run(breaker, setup.model(false), setup, false, ops)
+}
+
+/// `Breaker::fixed` on `PLAIN` with no counts and no history, in step with
+/// its twin that keeps both.
+fn check_lean(ops: &[Op]) -> Result<(), TestCaseError> {
+    let policy = || ConsecutiveFailures::new(3).unwrap();
+    let twins = Twins {
+        full: Breaker::<_, (), 4, Fixed<Plain>>::fixed(policy(), ()),
+        lean: Breaker::<_, (), 0, Fixed<PlainLean>>::fixed(policy(), ()),
+    };
+    run(twins, PLAIN.model(false), &PLAIN, false, ops)
 }
 
 proptest! {
@@ -1167,5 +1277,6 @@ proptest! {
     fn breakers_configured_at_compile_time_match_the_model(ops in ops()) {
         check_fixed::<Plain>(&PLAIN, &ops).map_err(|e| named("Breaker<Fixed<Plain>>", e))?;
         check_fixed::<Rich>(&RICH, &ops).map_err(|e| named("Breaker<Fixed<Rich>>", e))?;
+        check_lean(&ops).map_err(|e| named("Breaker<_, _, 0, Fixed<PlainLean>>", e))?;
     }
 }

@@ -964,7 +964,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
             reason,
             generation: self.generation,
         };
-        self.history.write(transition);
+        self.history.write(&transition);
         transition
     }
 
@@ -1088,7 +1088,10 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
 /// - `C` tells the time ([`Clock`]); `()` is a clock that is never read, for
 ///   breakers driven only by the `*_at` methods, which take the time as an
 ///   argument (the pure state machine);
-/// - `H` is how many transitions the history keeps (4 by default).
+/// - `H` is how many transitions the history keeps (4 by default; 0 keeps
+///   none and compiles none of its code);
+/// - `S` is where the configuration comes from: a [`Config`] value, or
+///   [`Fixed`] for one fixed at compile time ([`Breaker::fixed`]).
 ///
 /// # Half-open and the probe lease
 ///

@@ -68,7 +68,9 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Gate for &mut Breaker
     }
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> Gate for &SharedBreaker<P, C, H, S> {
+impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings> Gate
+    for &SharedBreaker<P, C, H, S, Cfg>
+{
     fn admit(&mut self) -> Admission {
         self.try_acquire()
     }

@@ -25,14 +25,17 @@ impl<const H: usize> History<H> {
 
     /// Keeps `transition`, in place of the oldest if full; keeps nothing if
     /// `H` is zero.
-    #[inline]
-    pub(crate) fn write(&mut self, transition: Transition) {
+    ///
+    /// Out of line: every transition writes one, and one copy of the ring's
+    /// arithmetic is enough.
+    #[inline(never)]
+    pub(crate) fn write(&mut self, transition: &Transition) {
         // Said outright: the optimiser cannot see that an empty `Vec` of no
         // capacity stays empty.
         if H == 0 {
             return;
         }
-        if let Err(transition) = self.slots.push(transition) {
+        if let Err(transition) = self.slots.push(*transition) {
             if let Some(slot) = self.slots.get_mut(self.oldest) {
                 *slot = transition;
                 self.oldest = if self.oldest + 1 == H {
@@ -96,15 +99,15 @@ mod tests {
         assert_eq!(h.recent(), None);
         assert_eq!(generations(&h).1, 0);
         for g in 1..=2 {
-            h.write(at(g));
+            h.write(&at(g));
         }
         assert_eq!(generations(&h), ([1, 2, 0, 0, 0, 0, 0, 0], 2));
         assert_eq!(h.recent().map(|t| t.generation), Some(2));
-        h.write(at(3));
+        h.write(&at(3));
         assert_eq!(generations(&h), ([1, 2, 3, 0, 0, 0, 0, 0], 3));
         assert_eq!(h.recent().map(|t| t.generation), Some(3));
         for g in 4..=5 {
-            h.write(at(g));
+            h.write(&at(g));
         }
         assert_eq!(generations(&h), ([3, 4, 5, 0, 0, 0, 0, 0], 3));
         assert_eq!(h.recent().map(|t| t.generation), Some(5));
@@ -114,7 +117,7 @@ mod tests {
     fn a_history_of_one_keeps_the_latest() {
         let mut h = History::<1>::new();
         for g in 1..=3 {
-            h.write(at(g));
+            h.write(&at(g));
             assert_eq!(generations(&h), ([g, 0, 0, 0, 0, 0, 0, 0], 1));
             assert_eq!(h.recent().map(|t| t.generation), Some(g));
         }
@@ -123,7 +126,7 @@ mod tests {
     #[test]
     fn a_history_of_zero_keeps_nothing() {
         let mut h = History::<0>::new();
-        h.write(at(1));
+        h.write(&at(1));
         assert_eq!(h.recent(), None);
         assert_eq!(generations(&h).1, 0);
     }

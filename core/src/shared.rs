@@ -11,7 +11,7 @@ use crate::breaker::{epoch_of, Counts, Phase, RejectReason, Rejected, State, Tra
 use crate::breaker::{
     Admission, Breaker, CallError, Metrics, Outcome, Permit, Report, ReportStatus,
 };
-use crate::config::Config;
+use crate::config::{Config, Fixed, FixedConfig, Settings};
 use crate::policy::{ConsecutiveFailures, TripPolicy};
 use crate::sync::{fence, spin, update, AtomicSeq, AtomicU32, Ordering, Seq, Word64};
 use crate::time::{Clock, Duration, Instant};
@@ -503,12 +503,13 @@ pub struct SharedBreaker<
     C = (),
     const H: usize = 4,
     S: Sharing = CriticalSection,
+    Cfg = Config,
 > {
     snapshot: Snapshot,
     counters: S::Counters,
     /// No open deadline lies further ahead of the clock than this.
     longest_open: Duration,
-    machine: S::Lock<Breaker<P, (), H>>,
+    machine: S::Lock<Breaker<P, (), H, Cfg>>,
     clock: C,
     sharing: S,
 }
@@ -534,14 +535,53 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H, CriticalSec
     }
 }
 
+impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig>
+    SharedBreaker<P, C, H, CriticalSection, Fixed<K>>
+{
+    /// A closed breaker whose configuration is `K::CONFIG`, fixed at compile
+    /// time, as [`Breaker::fixed`] makes one; `const`, so it can be a
+    /// `static`.
+    ///
+    /// ```
+    /// use breakerbox_core::{Config, ConsecutiveFailures, CriticalSection, Fixed, FixedConfig, SharedBreaker, State};
+    ///
+    /// struct Sensor;
+    /// impl FixedConfig for Sensor {
+    ///     const CONFIG: Config = Config::DEFAULT;
+    /// }
+    /// static BREAKER: SharedBreaker<ConsecutiveFailures, (), 0, CriticalSection, Fixed<Sensor>> =
+    ///     SharedBreaker::fixed(
+    ///         match ConsecutiveFailures::new(5) {
+    ///             Ok(policy) => policy,
+    ///             Err(e) => panic!("{}", e.as_str()),
+    ///         },
+    ///         (),
+    ///     );
+    /// assert_eq!(BREAKER.state(), State::Closed);
+    /// ```
+    #[cfg(not(loom))]
+    pub const fn fixed(policy: P, clock: C) -> Self {
+        SharedBreaker {
+            snapshot: new_snapshot!(P::NEEDS_TIME || K::CONFIG.slow_call_threshold().is_some()),
+            counters: AtomicCounters::new(),
+            longest_open: K::CONFIG.backoff().max(),
+            machine: CriticalSectionLock::new(Breaker::fixed(policy, ())),
+            clock,
+            sharing: CriticalSection,
+        }
+    }
+}
+
 /// Records a failure if dropped: armed around an operation and forgotten
 /// after it, so it acts only if the operation panics.
-struct FailOnUnwind<'a, P: TripPolicy, C: Clock, const H: usize, S: Sharing> {
-    breaker: &'a SharedBreaker<P, C, H, S>,
+struct FailOnUnwind<'a, P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings> {
+    breaker: &'a SharedBreaker<P, C, H, S, Cfg>,
     held: Held,
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> Drop for FailOnUnwind<'_, P, C, H, S> {
+impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings> Drop
+    for FailOnUnwind<'_, P, C, H, S, Cfg>
+{
     #[cold]
     fn drop(&mut self) {
         let _ = self.breaker.record(self.held.permit(), Outcome::Failure);
@@ -618,11 +658,15 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
             sharing,
         }
     }
+}
 
+impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
+    SharedBreaker<P, C, H, S, Cfg>
+{
     /// Runs `f` on the state machine under the lock, publishes the result
     /// to the lock-free paths and tells the [`Sharing`] of any transition.
     /// `None` only if the lock was re-entered.
-    fn locked<R>(&self, f: impl FnOnce(&mut Breaker<P, (), H>) -> R) -> Option<R> {
+    fn locked<R>(&self, f: impl FnOnce(&mut Breaker<P, (), H, Cfg>) -> R) -> Option<R> {
         let mut changed = false;
         let result = self.machine.with(|m| {
             let generation = m.generation();
@@ -658,7 +702,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     }
 
     /// Mirrors the machine into the snapshot the lock-free paths read.
-    fn publish(&self, m: &Breaker<P, (), H>) {
+    fn publish(&self, m: &Breaker<P, (), H, Cfg>) {
         let noop = if m.policy().success_is_noop() && m.config().slow_call_threshold().is_none() {
             SUCCESS_IS_NOOP
         } else {
@@ -684,6 +728,9 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     /// lock instead.
     #[inline(always)]
     fn count_lock_free(&self, event: LockFreeEvent, epoch: u32) -> bool {
+        if !Cfg::METRICS {
+            return true; // a breaker that keeps no counts
+        }
         self.counters.add(event, epoch) || self.count_after_taking(event, epoch)
     }
 
@@ -968,7 +1015,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
 
     fn manual(
         &self,
-        f: impl FnOnce(&mut Breaker<P, (), H>, Instant) -> Option<Transition>,
+        f: impl FnOnce(&mut Breaker<P, (), H, Cfg>, Instant) -> Option<Transition>,
     ) -> Option<Transition> {
         self.locked(|m| f(m, self.clock.now())).flatten()
     }
@@ -1006,7 +1053,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     /// leave out what the lock-free paths counted (see
     /// [`metrics`](Self::metrics) for all of them). `None` if called
     /// re-entrantly from inside the lock.
-    pub fn with_breaker<R>(&self, f: impl FnOnce(&mut Breaker<P, (), H>) -> R) -> Option<R> {
+    pub fn with_breaker<R>(&self, f: impl FnOnce(&mut Breaker<P, (), H, Cfg>) -> R) -> Option<R> {
         self.locked(f)
     }
 
@@ -1058,7 +1105,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
     }
 }
 
-impl<P, C, const H: usize, S: Sharing> SharedBreaker<P, C, H, S> {
+impl<P, C, const H: usize, S: Sharing, Cfg> SharedBreaker<P, C, H, S, Cfg> {
     /// The clock.
     pub fn clock(&self) -> &C {
         &self.clock
@@ -1114,7 +1161,7 @@ fn published_state(flags: u32) -> &'static str {
     }
 }
 
-impl<P, C, const H: usize, S: Sharing> fmt::Debug for SharedBreaker<P, C, H, S> {
+impl<P, C, const H: usize, S: Sharing, Cfg> fmt::Debug for SharedBreaker<P, C, H, S, Cfg> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let view = self.snapshot.read();
         f.debug_struct("SharedBreaker")
@@ -1125,7 +1172,7 @@ impl<P, C, const H: usize, S: Sharing> fmt::Debug for SharedBreaker<P, C, H, S> 
 }
 
 #[cfg(feature = "defmt")]
-impl<P, C, const H: usize, S: Sharing> defmt::Format for SharedBreaker<P, C, H, S> {
+impl<P, C, const H: usize, S: Sharing, Cfg> defmt::Format for SharedBreaker<P, C, H, S, Cfg> {
     fn format(&self, f: defmt::Formatter) {
         let view = self.snapshot.read();
         defmt::write!(

@@ -11,7 +11,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use breakerbox_core::{
-    Breaker, Clock, Config, ConfigError, ConsecutiveFailures, CountWindow, Duration, Fixed,
+    Breaker, Clock, Config, ConfigError, ConsecutiveFailures, CountWindow, Counts, Duration, Fixed,
     FixedConfig, HalfOpenVerdict, Instant, Jitter, Outcome, Permit, Ratio, ReportStatus,
     SharedBreaker, State, Thresholds, TickExtender, TimeWindow, Transition, TransitionReason,
     TripPolicy,
@@ -142,7 +142,8 @@ pub fn ops(data: &[u8]) {
         let Ok(op) = Op::arbitrary(&mut u) else { break };
         ops.push(op);
     }
-    fixed_matches_runtime(policy, &ops);
+    fixed_matches_runtime::<Rich, 4>(policy, &ops);
+    fixed_matches_runtime::<Lean, 0>(policy, &ops);
     for &op in &ops {
         let before = single.metrics_at(now);
         match op {
@@ -294,11 +295,28 @@ impl FixedConfig for Rich {
     };
 }
 
+/// A firmware's configuration, fixed at compile time, keeping no counts
+/// (and, with `H = 0`, no history).
+struct Lean;
+impl FixedConfig for Lean {
+    const CONFIG: Config = match Config::builder()
+        .open_duration(core::time::Duration::from_millis(5))
+        .probe_lease(core::time::Duration::from_millis(3))
+        .build()
+    {
+        Ok(config) => config,
+        Err(_) => panic!("a valid configuration"),
+    };
+    const METRICS: bool = false;
+}
+
 /// `Breaker::fixed` and `Breaker::new` on the same configuration answer
-/// every operation alike: fixing it at compile time changes nothing else.
-fn fixed_matches_runtime(policy: ConsecutiveFailures, ops: &[Op]) {
-    let mut fixed: Breaker<_, (), 4, Fixed<Rich>> = Breaker::fixed(policy, ());
-    let mut runtime: Breaker<_, (), 4> = Breaker::new(Rich::CONFIG, policy, ());
+/// every operation alike: fixing it at compile time changes nothing else
+/// (but the counts and time in state a breaker without `METRICS` leaves
+/// off, and the history of one with `H = 0`).
+fn fixed_matches_runtime<K: FixedConfig, const H: usize>(policy: ConsecutiveFailures, ops: &[Op]) {
+    let mut fixed: Breaker<_, (), H, Fixed<K>> = Breaker::fixed(policy, ());
+    let mut runtime: Breaker<_, (), 4> = Breaker::new(K::CONFIG, policy, ());
     let mut permits: Vec<(Permit, Permit)> = Vec::new();
     let mut now = Instant::ZERO;
     for &op in ops {
@@ -341,7 +359,17 @@ fn fixed_matches_runtime(policy: ConsecutiveFailures, ops: &[Op]) {
             Op::Release => assert_eq!(fixed.release_at(now), runtime.release_at(now)),
             Op::Reset => assert_eq!(fixed.reset_at(now), runtime.reset_at(now)),
         }
-        assert_eq!(fixed.metrics_at(now), runtime.metrics_at(now), "{op:?}");
+        let mut want = runtime.metrics_at(now);
+        if !K::METRICS {
+            want.counts = Counts::default();
+            want.time_in_state = Duration::ZERO;
+        }
+        assert_eq!(fixed.metrics_at(now), want, "{op:?}");
+        if H == 0 {
+            assert_eq!(fixed.last_transition(), None);
+        } else {
+            assert_eq!(fixed.last_transition(), runtime.last_transition());
+        }
     }
 }
 

@@ -43,6 +43,8 @@ mod guarded {
     use breakerbox_core::Config;
     #[cfg(not(feature = "tick-clock"))]
     use breakerbox_core::{Clock, Instant};
+    #[allow(unused_imports)] // by the variants that configure a duration
+    use core::time::Duration;
 
     /// The clock: the 64-bit microsecond timer, or a 16-bit counter at
     /// 32 kHz extended by a `SharedTickClock`.
@@ -78,32 +80,79 @@ mod guarded {
         &TICKS
     }
 
-    pub const CONFIG: Config = match Config::builder().build() {
-        Ok(c) => c,
-        Err(_) => panic!(),
+    /// The configuration: the defaults, plus the one feature a `fixed-*`
+    /// variant adds back.
+    pub const CONFIG: Config = {
+        let b = Config::builder();
+        #[cfg(feature = "fixed-exponential")]
+        let b = b.exponential_backoff(Duration::from_secs(5), Duration::from_secs(60), 2, 1);
+        #[cfg(feature = "fixed-jitter")]
+        let b = b.jitter(breakerbox_core::Jitter::Full, 0x5eed);
+        #[cfg(feature = "fixed-rates")]
+        let b = b.half_open_verdict(breakerbox_core::HalfOpenVerdict::Rates {
+            failure_rate: breakerbox_core::Ratio::percent(50),
+            slow_rate: None,
+        });
+        #[cfg(feature = "fixed-slow")]
+        let b = b.slow_call_threshold(Duration::from_millis(50));
+        match b.build() {
+            Ok(c) => c,
+            Err(_) => panic!(),
+        }
     };
 
-    /// The same configuration, fixed at compile time.
+    /// The same configuration, fixed at compile time: no counts or time in
+    /// state unless `fixed-metrics` adds them back.
     #[cfg(feature = "fixed")]
     pub struct Fixed;
     #[cfg(feature = "fixed")]
     impl breakerbox_core::FixedConfig for Fixed {
         const CONFIG: Config = CONFIG;
-        const METRICS: bool = false;
+        const METRICS: bool = cfg!(feature = "fixed-metrics");
     }
 
+    /// How many transitions the breaker keeps.
+    pub const HISTORY: usize = if cfg!(feature = "fixed-history") {
+        4
+    } else if cfg!(feature = "fixed") {
+        0
+    } else {
+        1
+    };
+
     /// The breaker of a variant.
-    #[cfg(not(feature = "fixed"))]
-    pub type Guarded = breakerbox_core::Breaker<Policy, Time, 1>;
-    #[cfg(not(feature = "fixed"))]
+    #[cfg(all(not(feature = "fixed"), not(feature = "shared")))]
+    pub type Guarded = breakerbox_core::Breaker<Policy, Time, HISTORY>;
+    #[cfg(all(not(feature = "fixed"), not(feature = "shared")))]
     pub const fn breaker() -> Guarded {
         breakerbox_core::Breaker::new(CONFIG, policy(), time())
     }
-    #[cfg(feature = "fixed")]
-    pub type Guarded = breakerbox_core::Breaker<Policy, Time, 0, breakerbox_core::Fixed<Fixed>>;
-    #[cfg(feature = "fixed")]
+    #[cfg(all(feature = "fixed", not(feature = "shared")))]
+    pub type Guarded =
+        breakerbox_core::Breaker<Policy, Time, HISTORY, breakerbox_core::Fixed<Fixed>>;
+    #[cfg(all(feature = "fixed", not(feature = "shared")))]
     pub const fn breaker() -> Guarded {
         breakerbox_core::Breaker::fixed(policy(), time())
+    }
+
+    /// The shared breaker of a variant.
+    #[cfg(all(not(feature = "fixed"), feature = "shared"))]
+    pub type Shared = breakerbox_core::SharedBreaker<Policy, Time, HISTORY>;
+    #[cfg(all(not(feature = "fixed"), feature = "shared"))]
+    pub const fn shared() -> Shared {
+        breakerbox_core::SharedBreaker::new(CONFIG, policy(), time())
+    }
+    #[cfg(all(feature = "fixed", feature = "shared"))]
+    pub type Shared = breakerbox_core::SharedBreaker<
+        Policy,
+        Time,
+        HISTORY,
+        breakerbox_core::CriticalSection,
+        breakerbox_core::Fixed<Fixed>,
+    >;
+    #[cfg(all(feature = "fixed", feature = "shared"))]
+    pub const fn shared() -> Shared {
+        breakerbox_core::SharedBreaker::fixed(policy(), time())
     }
 
     #[cfg(not(any(feature = "count-window", feature = "time-window")))]
@@ -141,127 +190,6 @@ mod guarded {
     }
 }
 
-
-#[cfg(feature = "hand")]
-mod hand {
-    use super::*;
-    const D: u64 = 5_000_000;
-    const LEASE: u64 = 5_000_000;
-    const N: u32 = 5;
-    #[derive(Clone, Copy)]
-    #[repr(u8)]
-    enum St {
-        Closed,
-        Open { until: u64 },
-        Half { lease: u64, busy: bool },
-    }
-    pub struct B {
-        st: St,
-        gen: u64,
-        fails: u32,
-    }
-    pub static mut X: B = B { st: St::Closed, gen: 0, fails: 0 };
-    #[derive(Debug)]
-    pub enum E {
-        Rej(Option<u64>),
-        Bus(ErrorKind),
-    }
-    impl embedded_hal::i2c::Error for E {
-        fn kind(&self) -> ErrorKind {
-            match self {
-                E::Rej(_) => ErrorKind::Other,
-                E::Bus(e) => *e,
-            }
-        }
-    }
-    fn now() -> u64 {
-        MICROS.load(Ordering::Relaxed) as u64
-    }
-    impl B {
-        fn reopen(&mut self, t: u64) {
-            self.st = St::Open { until: t.saturating_add(D) };
-            self.gen = self.gen.wrapping_add(1);
-        }
-        fn acquire(&mut self) -> Result<u64, E> {
-            match &mut self.st {
-                St::Closed => Ok(self.gen),
-                St::Open { until } => {
-                    let t = now();
-                    *until = (*until).min(t.saturating_add(D));
-                    if t < *until {
-                        return Err(E::Rej(Some(*until - t)));
-                    }
-                    self.st = St::Half { lease: t.saturating_add(LEASE), busy: true };
-                    self.gen = self.gen.wrapping_add(1);
-                    Ok(self.gen)
-                }
-                St::Half { lease, busy } => {
-                    let t = now();
-                    if *busy {
-                        *lease = (*lease).min(t.saturating_add(LEASE));
-                        if t >= *lease {
-                            self.reopen(t);
-                            return Err(E::Rej(Some(D)));
-                        }
-                        return Err(E::Rej(None));
-                    }
-                    *busy = true;
-                    *lease = t.saturating_add(LEASE);
-                    Ok(self.gen)
-                }
-            }
-        }
-        fn record(&mut self, gen: u64, outcome: u8) {
-            if let St::Half { lease, busy: true } = &mut self.st {
-                let t = now();
-                *lease = (*lease).min(t.saturating_add(LEASE));
-                if t >= *lease {
-                    self.reopen(t);
-                    return;
-                }
-            }
-            if gen != self.gen {
-                return;
-            }
-            match (&mut self.st, outcome) {
-                (St::Half { busy, .. }, 2) => *busy = false,
-                (_, 2) => {}
-                (St::Closed, 0) => self.fails = 0,
-                (St::Closed, _) => {
-                    self.fails = self.fails.saturating_add(1);
-                    if self.fails >= N {
-                        self.fails = 0;
-                        self.reopen(now());
-                    }
-                }
-                (St::Half { .. }, 0) => {
-                    self.st = St::Closed;
-                    self.gen = self.gen.wrapping_add(1);
-                }
-                (St::Half { .. }, _) => self.reopen(now()),
-                _ => {}
-            }
-        }
-    }
-    pub struct Bus<'a>(pub Sensor, pub &'a mut B);
-    impl ErrorType for Bus<'_> {
-        type Error = E;
-    }
-    impl I2c for Bus<'_> {
-        fn transaction(&mut self, a: u8, ops: &mut [Operation<'_>]) -> Result<(), E> {
-            let gen = self.1.acquire()?;
-            let r = self.0.transaction(a, ops);
-            let outcome = match &r {
-                Ok(_) => 0,
-                Err(ErrorKind::ArbitrationLoss) => 2,
-                Err(_) => 1,
-            };
-            self.1.record(gen, outcome);
-            r.map_err(E::Bus)
-        }
-    }
-}
-
 #[entry]
 fn main() -> ! {
     // Initialised at compile time, in RAM: its size shows in the image, its
@@ -273,18 +201,14 @@ fn main() -> ! {
     let rounds = black_box(16);
     let mut good = 0u32;
 
-    #[cfg(all(not(feature = "breaker"), not(feature = "hand")))]
+    #[cfg(not(feature = "breaker"))]
     let mut bus = Sensor(0);
-    #[cfg(feature = "hand")]
-    #[allow(static_mut_refs)]
-    let mut bus = hand::Bus(Sensor(0), black_box(unsafe { &mut hand::X }));
 
     #[cfg(all(feature = "breaker", not(feature = "shared")))]
     let mut bus = breakerbox_core::hal::BreakerI2c::new(Sensor(0), black_box(BREAKER));
 
     #[cfg(feature = "shared")]
-    static BREAKER: breakerbox_core::SharedBreaker<guarded::Policy, guarded::Time, 1> =
-        breakerbox_core::SharedBreaker::new(guarded::CONFIG, guarded::policy(), guarded::time());
+    static BREAKER: guarded::Shared = guarded::shared();
     #[cfg(feature = "shared")]
     let mut bus = breakerbox_core::hal::BreakerI2c::new(Sensor(0), &BREAKER);
 
