@@ -463,11 +463,29 @@ impl<E> CallError<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for CallError<E> {
+/// Each message is said once in an error chain (`{:#}` with anyhow, or a
+/// walk of [`source`](core::error::Error::source)): a rejection prints
+/// itself and has no source; a failed call says so and gives the
+/// operation's error as its source.
+///
+/// ```
+/// use breakerbox_core::{CallError, RejectReason, Rejected};
+///
+/// let failed: CallError<core::fmt::Error> = CallError::Inner(core::fmt::Error);
+/// assert_eq!(failed.to_string(), "the call failed");
+/// let cause = core::error::Error::source(&failed).unwrap();
+/// assert_eq!(cause.to_string(), "an error occurred when formatting an argument");
+///
+/// let rejected: CallError<core::fmt::Error> =
+///     CallError::Rejected(Rejected { reason: RejectReason::ForcedOpen, retry_after: None });
+/// assert_eq!(rejected.to_string(), "the circuit breaker is forced open");
+/// assert!(core::error::Error::source(&rejected).is_none());
+/// ```
+impl<E> fmt::Display for CallError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Rejected(r) => write!(f, "call rejected: {r}"),
-            CallError::Inner(e) => write!(f, "call failed: {e}"),
+            CallError::Rejected(r) => fmt::Display::fmt(r, f),
+            CallError::Inner(_) => f.write_str("the call failed"),
         }
     }
 }
@@ -475,7 +493,7 @@ impl<E: fmt::Display> fmt::Display for CallError<E> {
 impl<E: core::error::Error + 'static> core::error::Error for CallError<E> {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
-            CallError::Rejected(r) => Some(r),
+            CallError::Rejected(_) => None,
             CallError::Inner(e) => Some(e),
         }
     }

@@ -170,7 +170,8 @@ impl std::fmt::Display for CoarseClockError {
             CoarseClockError::UpkeepRunElsewhere => {
                 f.write_str("quanta's upkeep thread is run by another part of the process")
             }
-            CoarseClockError::Spawn(e) => write!(f, "cannot spawn quanta's upkeep thread: {e}"),
+            // The cause is the source, not repeated here.
+            CoarseClockError::Spawn(_) => f.write_str("cannot spawn quanta's upkeep thread"),
         }
     }
 }
