@@ -1177,17 +1177,14 @@ impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig> Breaker<P, C, H, F
     /// makes; `const`, so it can initialise a `static`.
     ///
     /// ```
-    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Fixed, FixedConfig, Instant, Outcome, State};
+    /// use breakerbox_core::{valid, Breaker, Config, ConsecutiveFailures, Fixed, FixedConfig, Instant, Outcome, State};
     ///
     /// struct SensorBreaker;
     /// impl FixedConfig for SensorBreaker {
-    ///     const CONFIG: Config = match Config::builder()
+    ///     const CONFIG: Config = valid!(Config::builder()
     ///         .open_duration(core::time::Duration::from_secs(2))
     ///         .build()
-    ///     {
-    ///         Ok(config) => config,
-    ///         Err(e) => panic!("{}", e.as_str()), // a compile error, not a panic
-    ///     };
+    ///);
     /// }
     ///
     /// let mut breaker: Breaker<ConsecutiveFailures, (), 4, Fixed<SensorBreaker>> =

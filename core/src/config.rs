@@ -256,6 +256,49 @@ pub enum ConfigError {
     NoThreshold,
 }
 
+/// The value of a validating constructor, for a `const` or a `static`: an
+/// invalid value fails the build with the field's message. Every
+/// constructor that validates (the configuration builder, the trip
+/// policies, the tick clocks) returns `Result<_, ConfigError>`, so a
+/// firmware's configuration is one expression each. (A macro, not a
+/// `const fn`: a generic `const fn` cannot take a `Result` apart on stable
+/// Rust unless the value is `Copy`, and windows and clocks are not.)
+///
+/// ```
+/// use breakerbox_core::{valid, Config, ConsecutiveFailures, CountWindow, Ratio, Thresholds};
+///
+/// const CONFIG: Config = valid!(Config::builder()
+///     .open_duration(core::time::Duration::from_millis(250))
+///     .build());
+/// const POLICY: ConsecutiveFailures = valid!(ConsecutiveFailures::new(3));
+/// static WINDOW: CountWindow<16> =
+///     valid!(CountWindow::new(Thresholds::new().failure_rate(Ratio::percent(50))));
+/// # assert_eq!(POLICY.failure_threshold(), 3);
+/// # let _ = (CONFIG, &WINDOW);
+/// ```
+///
+/// An invalid value does not compile ("max_probes must be at least 1"):
+///
+/// ```compile_fail,E0080
+/// use breakerbox_core::{valid, Config};
+///
+/// static NO_PROBES: Config = valid!(Config::builder().max_probes(0).build());
+/// ```
+///
+/// At run time it panics with the same message: match on the `Result` there.
+#[macro_export]
+macro_rules! valid {
+    ($checked:expr) => {
+        match $checked {
+            ::core::result::Result::Ok(value) => value,
+            ::core::result::Result::Err(e) => {
+                let e: $crate::ConfigError = e;
+                ::core::panic!("{}", e.as_str())
+            }
+        }
+    };
+}
+
 impl ConfigError {
     /// The name of the offending field.
     pub const fn field(self) -> &'static str {
@@ -282,7 +325,8 @@ impl ConfigError {
     }
 
     /// What is wrong, in words; `const` so a `const` configuration can
-    /// `panic!("{}", err.as_str())` and fail the build with it.
+    /// `panic!("{}", err.as_str())` and fail the build with it (as
+    /// [`valid!`](crate::valid!) does).
     pub const fn as_str(self) -> &'static str {
         match self {
             ConfigError::OpenDuration => "open_duration must be longer than zero",

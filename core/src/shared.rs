@@ -480,14 +480,11 @@ impl Snapshot {
 /// admitted). `docs/semantics.md` in the repository has the whole contract.
 ///
 /// ```
-/// use breakerbox_core::{Config, ConsecutiveFailures, Instant, Outcome, SharedBreaker, State};
+/// use breakerbox_core::{valid, Config, ConsecutiveFailures, Instant, Outcome, SharedBreaker, State};
 ///
 /// static BREAKER: SharedBreaker = SharedBreaker::new(
 ///     Config::DEFAULT,
-///     match ConsecutiveFailures::new(2) {
-///         Ok(policy) => policy,
-///         Err(e) => panic!("{}", e.as_str()),
-///     },
+///     valid!(ConsecutiveFailures::new(2)),
 ///     (),
 /// );
 ///
@@ -543,7 +540,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig>
     /// `static`.
     ///
     /// ```
-    /// use breakerbox_core::{Config, ConsecutiveFailures, CriticalSection, Fixed, FixedConfig, SharedBreaker, State};
+    /// use breakerbox_core::{valid, Config, ConsecutiveFailures, CriticalSection, Fixed, FixedConfig, SharedBreaker, State};
     ///
     /// struct Sensor;
     /// impl FixedConfig for Sensor {
@@ -551,10 +548,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig>
     /// }
     /// static BREAKER: SharedBreaker<ConsecutiveFailures, (), 0, CriticalSection, Fixed<Sensor>> =
     ///     SharedBreaker::fixed(
-    ///         match ConsecutiveFailures::new(5) {
-    ///             Ok(policy) => policy,
-    ///             Err(e) => panic!("{}", e.as_str()),
-    ///         },
+    ///         valid!(ConsecutiveFailures::new(5)),
     ///         (),
     ///     );
     /// assert_eq!(BREAKER.state(), State::Closed);

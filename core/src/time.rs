@@ -665,7 +665,7 @@ impl<const NOM: u32, const DENOM: u32> From<fugit::Duration<u64, NOM, DENOM>> fo
 ///
 /// ```
 /// use core::sync::atomic::{AtomicU32, Ordering};
-/// use breakerbox_core::{Clock, Instant, SharedTickClock};
+/// use breakerbox_core::{valid, Clock, Instant, SharedTickClock};
 ///
 /// // A 16-bit 1 kHz counter (a timer peripheral, or ticks counted in an ISR).
 /// static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -673,10 +673,7 @@ impl<const NOM: u32, const DENOM: u32> From<fugit::Duration<u64, NOM, DENOM>> fo
 ///     COUNTER.load(Ordering::Relaxed)
 /// }
 /// static CLOCK: SharedTickClock<fn() -> u32> =
-///     match SharedTickClock::new(read_counter as fn() -> u32, 16, 1_000) {
-///         Ok(clock) => clock,
-///         Err(e) => panic!("{}", e.as_str()),
-///     };
+///     valid!(SharedTickClock::new(read_counter as fn() -> u32, 16, 1_000));
 /// COUNTER.store(65_000, Ordering::Relaxed);
 /// assert_eq!(CLOCK.now(), Instant::from_millis(65_000));
 /// COUNTER.store(70_000, Ordering::Relaxed); // read as 70_000 mod 65_536: a wrap
@@ -806,17 +803,14 @@ impl From<embassy_time::Duration> for Duration {
 ///
 /// ```
 /// use core::sync::atomic::{AtomicU32, Ordering};
-/// use breakerbox_core::{Clock, FugitClock, Instant};
+/// use breakerbox_core::{valid, Clock, FugitClock, Instant};
 ///
 /// type Millis = fugit::Instant<u32, 1, 1_000>;
 /// static NOW: AtomicU32 = AtomicU32::new(0); // stands in for the monotonic
 /// fn mono_now() -> Millis {
 ///     Millis::from_ticks(NOW.load(Ordering::Relaxed))
 /// }
-/// static CLOCK: FugitClock<1, 1_000> = match FugitClock::new(mono_now as fn() -> Millis) {
-///     Ok(clock) => clock,
-///     Err(e) => panic!("{}", e.as_str()),
-/// };
+/// static CLOCK: FugitClock<1, 1_000> = valid!(FugitClock::new(mono_now as fn() -> Millis));
 /// NOW.store(u32::MAX, Ordering::Relaxed);
 /// assert_eq!(CLOCK.now(), Instant::from_millis(u32::MAX as u64));
 /// NOW.store(5, Ordering::Relaxed); // the 32-bit millisecond count wrapped

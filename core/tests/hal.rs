@@ -3,7 +3,7 @@
 
 use breakerbox_core::hal::{i2c_outcome, spi_outcome, BreakerI2c, BreakerSpi, Gate, HalError};
 use breakerbox_core::{
-    Breaker, Config, ConsecutiveFailures, Instant, ManualClock, Outcome, RejectReason,
+    valid, Breaker, Config, ConsecutiveFailures, Instant, ManualClock, Outcome, RejectReason,
     SharedBreaker, State,
 };
 use embedded_hal::i2c::{self, ErrorKind, I2c, NoAcknowledgeSource};
@@ -112,14 +112,8 @@ fn i2c_transaction_goes_through_whole() {
 
 #[test]
 fn i2c_through_a_shared_breaker() {
-    static SHARED: SharedBreaker = SharedBreaker::new(
-        Config::DEFAULT,
-        match ConsecutiveFailures::new(1) {
-            Ok(p) => p,
-            Err(_) => panic!(),
-        },
-        (),
-    );
+    static SHARED: SharedBreaker =
+        SharedBreaker::new(Config::DEFAULT, valid!(ConsecutiveFailures::new(1)), ());
     let expectations = [I2cTransaction::write(SENSOR, vec![7]).with_error(ErrorKind::Bus)];
     let mut bus = BreakerI2c::new(I2cMock::new(&expectations), &SHARED);
     assert!(matches!(bus.write(SENSOR, &[7]), Err(HalError::Bus(_))));

@@ -11,8 +11,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use breakerbox_core::hal::{BreakerI2c, HalError};
 use breakerbox_core::{
-    Breaker, Clock, Config, ConsecutiveFailures, Duration, Fixed, FixedConfig, Instant, Outcome,
-    RejectReason, SharedBreaker, SharedTickClock, State, TransitionReason,
+    valid, Breaker, Clock, Config, ConsecutiveFailures, Duration, Fixed, FixedConfig, Instant,
+    Outcome, RejectReason, SharedBreaker, SharedTickClock, State, TransitionReason,
 };
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception, ExceptionFrame};
@@ -41,13 +41,13 @@ fn read_counter() -> u32 {
     TICKS.load(Ordering::Relaxed) & 0xFFFF
 }
 
-static CLOCK: SharedTickClock<fn() -> u32> =
-    match SharedTickClock::new(read_counter as fn() -> u32, 16, TICK_HZ) {
-        Ok(clock) => clock,
-        Err(e) => panic!("{}", e.as_str()),
-    };
+static CLOCK: SharedTickClock<fn() -> u32> = valid!(SharedTickClock::new(
+    read_counter as fn() -> u32,
+    16,
+    TICK_HZ
+));
 
-const CONFIG: Config = match Config::builder()
+const CONFIG: Config = valid!(Config::builder()
     .exponential_backoff(
         core::time::Duration::from_millis(20),
         core::time::Duration::from_millis(80),
@@ -55,21 +55,11 @@ const CONFIG: Config = match Config::builder()
         1,
     )
     .probe_lease(core::time::Duration::from_millis(50))
-    .build()
-{
-    Ok(config) => config,
-    Err(e) => panic!("{}", e.as_str()),
-};
+    .build());
 
-const POLICY: ConsecutiveFailures = match ConsecutiveFailures::new(3) {
-    Ok(policy) => policy,
-    Err(e) => panic!("{}", e.as_str()),
-};
+const POLICY: ConsecutiveFailures = valid!(ConsecutiveFailures::new(3));
 
-const POLICY_EEPROM: ConsecutiveFailures = match ConsecutiveFailures::new(2) {
-    Ok(policy) => policy,
-    Err(e) => panic!("{}", e.as_str()),
-};
+const POLICY_EEPROM: ConsecutiveFailures = valid!(ConsecutiveFailures::new(2));
 
 static BREAKER: SharedBreaker<ConsecutiveFailures, &SharedTickClock<fn() -> u32>> =
     SharedBreaker::new(CONFIG, POLICY, &CLOCK);
@@ -127,13 +117,9 @@ impl I2c for AbsentEeprom {
 /// keep (`METRICS = false`).
 struct EepromBreaker;
 impl FixedConfig for EepromBreaker {
-    const CONFIG: Config = match Config::builder()
+    const CONFIG: Config = valid!(Config::builder()
         .open_duration(core::time::Duration::from_millis(10))
-        .build()
-    {
-        Ok(config) => config,
-        Err(e) => panic!("{}", e.as_str()),
-    };
+        .build());
     const METRICS: bool = false;
 }
 

@@ -68,11 +68,9 @@ mod guarded {
         MICROS.load(Ordering::Relaxed) / 32
     }
     #[cfg(feature = "tick-clock")]
-    static TICKS: breakerbox_core::SharedTickClock<fn() -> u32> =
-        match breakerbox_core::SharedTickClock::new(read_counter as fn() -> u32, 16, 32_768) {
-            Ok(clock) => clock,
-            Err(_) => panic!(),
-        };
+    static TICKS: breakerbox_core::SharedTickClock<fn() -> u32> = breakerbox_core::valid!(
+        breakerbox_core::SharedTickClock::new(read_counter as fn() -> u32, 16, 32_768)
+    );
     #[cfg(feature = "tick-clock")]
     pub type Time = &'static breakerbox_core::SharedTickClock<fn() -> u32>;
     #[cfg(feature = "tick-clock")]
@@ -95,10 +93,7 @@ mod guarded {
         });
         #[cfg(feature = "fixed-slow")]
         let b = b.slow_call_threshold(Duration::from_millis(50));
-        match b.build() {
-            Ok(c) => c,
-            Err(_) => panic!(),
-        }
+        breakerbox_core::valid!(b.build())
     };
 
     /// The same configuration, fixed at compile time: no counts or time in
@@ -159,10 +154,7 @@ mod guarded {
     pub type Policy = breakerbox_core::ConsecutiveFailures;
     #[cfg(not(any(feature = "count-window", feature = "time-window")))]
     pub const fn policy() -> Policy {
-        match breakerbox_core::ConsecutiveFailures::new(5) {
-            Ok(p) => p,
-            Err(_) => panic!(),
-        }
+        breakerbox_core::valid!(breakerbox_core::ConsecutiveFailures::new(5))
     }
 
     #[cfg(feature = "count-window")]
@@ -171,10 +163,7 @@ mod guarded {
     pub const fn policy() -> Policy {
         let t =
             breakerbox_core::Thresholds::new().failure_rate(breakerbox_core::Ratio::percent(50));
-        match breakerbox_core::CountWindow::new(t) {
-            Ok(p) => p,
-            Err(_) => panic!(),
-        }
+        breakerbox_core::valid!(breakerbox_core::CountWindow::new(t))
     }
 
     #[cfg(feature = "time-window")]
@@ -183,10 +172,10 @@ mod guarded {
     pub const fn policy() -> Policy {
         let t =
             breakerbox_core::Thresholds::new().failure_rate(breakerbox_core::Ratio::percent(50));
-        match breakerbox_core::TimeWindow::new(core::time::Duration::from_millis(125), t) {
-            Ok(p) => p,
-            Err(_) => panic!(),
-        }
+        breakerbox_core::valid!(breakerbox_core::TimeWindow::new(
+            core::time::Duration::from_millis(125),
+            t
+        ))
     }
 }
 
