@@ -31,6 +31,15 @@ fn failing() -> Result<u64, ()> {
     black_box(Err(()))
 }
 
+/// The clock of the closed-path and recording benchmarks: it stands at
+/// zero, and a closed breaker whose policy needs no time never reads it.
+struct Unread;
+impl Clock for Unread {
+    fn now(&self) -> Instant {
+        Instant::ZERO
+    }
+}
+
 /// The core breakers with their default history (4 transitions).
 fn core_breaker<P: TripPolicy, C: Clock>(config: Config, policy: P, clock: C) -> Breaker<P, C> {
     Breaker::new(config, policy, clock)
@@ -77,9 +86,9 @@ fn recloser_default() -> recloser::Recloser {
 /// The same configuration for the lock-free breakers, windowed or not.
 macro_rules! closed_subjects {
     ($g:expr, $policy:expr) => {{
-        let mut core = core_breaker(Config::DEFAULT, $policy, ());
+        let mut core = core_breaker(Config::DEFAULT, $policy, Unread);
         $g.bench_function("core_breaker", |b| b.iter(|| core.call(op).is_ok()));
-        let shared = shared_breaker(Config::DEFAULT, $policy, ());
+        let shared = shared_breaker(Config::DEFAULT, $policy, Unread);
         $g.bench_function("core_shared", |b| b.iter(|| shared.call(op).is_ok()));
         let std = StdBreaker::new(Config::DEFAULT, $policy);
         $g.bench_function("std_breaker", |b| b.iter(|| std.call(op).is_ok()));
@@ -243,7 +252,7 @@ fn record(c: &mut Criterion) {
         let mut breaker = core_breaker(
             Config::DEFAULT,
             CountWindow::<N>::new(rate_50()).unwrap(),
-            (),
+            Unread,
         );
         let mut i = 0;
         g.bench_function(format!("count_{N}"), |b| {
@@ -325,13 +334,13 @@ fn shared_by_two(c: &mut Criterion) {
         };
         r.is_ok()
     });
-    let mutex = Mutex::new(core_breaker(Config::DEFAULT, consecutive(), ()));
+    let mutex = Mutex::new(core_breaker(Config::DEFAULT, consecutive(), Unread));
     two_thread_subject!(g, "core_breaker_mutex", || mutex
         .lock()
         .unwrap()
         .call(op)
         .is_ok());
-    let shared = shared_breaker(Config::DEFAULT, consecutive(), ());
+    let shared = shared_breaker(Config::DEFAULT, consecutive(), Unread);
     two_thread_subject!(g, "core_shared", || shared.call(op).is_ok());
     let std = StdBreaker::new(Config::DEFAULT, consecutive());
     two_thread_subject!(g, "std_breaker", || std.call(op).is_ok());
@@ -340,13 +349,13 @@ fn shared_by_two(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("two_threads_window100");
-    let mutex = Mutex::new(core_breaker(Config::DEFAULT, window100(), ()));
+    let mutex = Mutex::new(core_breaker(Config::DEFAULT, window100(), Unread));
     two_thread_subject!(g, "core_breaker_mutex", || mutex
         .lock()
         .unwrap()
         .call(op)
         .is_ok());
-    let shared = shared_breaker(Config::DEFAULT, window100(), ());
+    let shared = shared_breaker(Config::DEFAULT, window100(), Unread);
     two_thread_subject!(g, "core_shared", || shared.call(op).is_ok());
     let std = StdBreaker::new(Config::DEFAULT, window100());
     two_thread_subject!(g, "std_breaker", || std.call(op).is_ok());

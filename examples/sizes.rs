@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use breakerbox::{
     Admission, Breaker, Config, ConsecutiveFailures, CountWindow, Counts, Guard, ManualClock,
-    Metrics, MonotonicClock, Permit, Phase, ReadyToTrip, Report, RunCounts, SharedBreaker,
+    Metrics, MonotonicClock, NoClock, Permit, Phase, ReadyToTrip, Report, RunCounts, SharedBreaker,
     StdBreaker, TimeWindow, Transition,
 };
 
@@ -78,14 +78,14 @@ pub fn std_breaker_heap() -> (usize, usize) {
 /// The README's table, in Markdown, for the machine this runs on.
 pub fn table() -> String {
     let (heap_built, heap_first_count) = std_breaker_heap();
-    type Consecutive<const H: usize> = Breaker<ConsecutiveFailures, (), H>;
+    type Consecutive<const H: usize> = Breaker<ConsecutiveFailures, NoClock, H>;
     let history_entry = size_of::<Transition>();
     let whole = size_of::<Consecutive<1>>() - history_entry;
     let state =
         whole - size_of::<Config>() - size_of::<Counts>() - size_of::<ConsecutiveFailures>();
     let rows: Vec<(String, usize, &str)> = vec![
         (
-            "`Breaker<ConsecutiveFailures, (), 1>`".into(),
+            "`Breaker<ConsecutiveFailures, NoClock, 1>`".into(),
             size_of::<Consecutive<1>>(),
             "one transition kept",
         ),
@@ -95,7 +95,7 @@ pub fn table() -> String {
             "the default",
         ),
         (
-            "`Breaker<ConsecutiveFailures, (), 16>`".into(),
+            "`Breaker<ConsecutiveFailures, NoClock, 16>`".into(),
             size_of::<Consecutive<16>>(),
             "",
         ),

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use breakerbox::{
     Breaker, Config, ConsecutiveFailures, CountWindow, Counts, Duration, Fixed, FixedConfig,
-    HalfOpenVerdict, Instant, Jitter, Metrics, Outcome, Permit, Ratio, ReadyToTrip, RejectReason,
-    Rejected, ReportStatus, RunCounts, SharedBreaker, SharedManualClock, State, StdBreaker,
-    Thresholds, TimeWindow, Transition, TransitionReason, TripPolicy,
+    HalfOpenVerdict, Instant, Jitter, Metrics, NoClock, Outcome, Permit, Ratio, ReadyToTrip,
+    RejectReason, Rejected, ReportStatus, RunCounts, SharedBreaker, SharedManualClock, State,
+    StdBreaker, Thresholds, TimeWindow, Transition, TransitionReason, TripPolicy,
 };
 use model::{Answer, Backoff, Model, Policy, Rules, Settings};
 use proptest::prelude::*;
@@ -91,7 +91,7 @@ macro_rules! core_subject {
     };
 }
 
-impl<P: TripPolicy, const H: usize, S: breakerbox::Settings> Subject for Breaker<P, (), H, S> {
+impl<P: TripPolicy, const H: usize, S: breakerbox::Settings> Subject for Breaker<P, NoClock, H, S> {
     core_subject!();
     fn manual(&mut self, to: State, now: u64) -> Vec<Transition> {
         let t = match to {
@@ -110,7 +110,7 @@ impl<P: TripPolicy, const H: usize, S: breakerbox::Settings> Subject for Breaker
     }
 }
 
-impl<P: TripPolicy> Subject for SharedBreaker<P, (), 4> {
+impl<P: TripPolicy> Subject for SharedBreaker<P, NoClock, 4> {
     core_subject!();
     fn manual(&mut self, to: State, now: u64) -> Vec<Transition> {
         let t = self.with_breaker(|b| match to {
@@ -1060,7 +1060,7 @@ fn check_all(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
     }
     let config = setup.config();
     with_policy!(|policy| run(
-        Breaker::<_, (), 4>::new(config, policy, ()),
+        Breaker::<_, NoClock, 4>::new(config, policy, NoClock),
         setup.model(false),
         setup,
         false,
@@ -1068,7 +1068,7 @@ fn check_all(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
     ))
     .map_err(|e| named("Breaker", e))?;
     with_policy!(|policy| run(
-        SharedBreaker::<_, (), 4>::new(config, policy, ()),
+        SharedBreaker::<_, NoClock, 4>::new(config, policy, NoClock),
         setup.model(true),
         setup,
         true,
@@ -1161,7 +1161,7 @@ struct Twins<A, B> {
 }
 
 impl<P: TripPolicy, F: FixedConfig, L: FixedConfig> Subject
-    for Twins<Breaker<P, (), 4, Fixed<F>>, Breaker<P, (), 0, Fixed<L>>>
+    for Twins<Breaker<P, NoClock, 4, Fixed<F>>, Breaker<P, NoClock, 0, Fixed<L>>>
 {
     type Ticket = (Permit, Permit);
     const DROP_IS_IGNORED: bool = false;
@@ -1249,7 +1249,7 @@ fn check_fixed<K: FixedConfig>(setup: &Setup, ops: &[Op]) -> Result<(), TestCase
         unreachable!("the fixed setups trip on consecutive failures")
     };
     let policy = ConsecutiveFailures::new(threshold).unwrap();
-    let breaker: Breaker<_, (), 4, Fixed<K>> = Breaker::fixed(policy, ());
+    let breaker: Breaker<_, NoClock, 4, Fixed<K>> = Breaker::fixed(policy, NoClock);
     prop_assert_eq!(*breaker.config(), setup.config());
     run(breaker, setup.model(false), setup, false, ops)
 }
@@ -1259,8 +1259,8 @@ fn check_fixed<K: FixedConfig>(setup: &Setup, ops: &[Op]) -> Result<(), TestCase
 fn check_lean(ops: &[Op]) -> Result<(), TestCaseError> {
     let policy = || ConsecutiveFailures::new(3).unwrap();
     let twins = Twins {
-        full: Breaker::<_, (), 4, Fixed<Plain>>::fixed(policy(), ()),
-        lean: Breaker::<_, (), 0, Fixed<PlainLean>>::fixed(policy(), ()),
+        full: Breaker::<_, NoClock, 4, Fixed<Plain>>::fixed(policy(), NoClock),
+        lean: Breaker::<_, NoClock, 0, Fixed<PlainLean>>::fixed(policy(), NoClock),
     };
     run(twins, PLAIN.model(false), &PLAIN, false, ops)
 }

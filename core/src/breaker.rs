@@ -8,7 +8,7 @@ use crate::config::{
 use crate::history::History;
 use crate::policy::{CallRecord, ConsecutiveFailures, TripPolicy};
 use crate::rng::Rng;
-use crate::time::{Clock, Duration, Instant};
+use crate::time::{Clock, Duration, Instant, NoClock};
 
 /// The breaker's state, without its data (see [`Phase`] for that).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -138,9 +138,9 @@ pub enum RejectReason {
 /// A rejected call: the reason, and how long until a retry can be admitted.
 ///
 /// ```
-/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Duration, Instant, Outcome, RejectReason};
+/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Duration, Instant, NoClock, Outcome, RejectReason};
 ///
-/// let mut breaker = Breaker::<_, _>::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+/// let mut breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), NoClock);
 /// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
 /// breaker.record_at(permit, Outcome::Failure, Instant::ZERO);
 /// let rejected = breaker.try_acquire_at(Instant::from_secs(2)).result.unwrap_err();
@@ -183,6 +183,27 @@ impl core::error::Error for Rejected {}
 ///
 /// A permit dropped without a report counts nothing; in half-open its slot
 /// stays taken until the probe lease ends.
+///
+/// Only a breaker makes one: a permit cannot be forged, nor counts be added
+/// to a breaker from outside.
+///
+/// ```compile_fail,E0451
+/// let forged = breakerbox_core::Permit { generation: 0, started: breakerbox_core::Instant::ZERO,
+///     state: breakerbox_core::State::Closed, counted: true, epoch: 0 };
+/// ```
+///
+/// ```compile_fail,E0624
+/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Instant, NoClock, State};
+///
+/// let forged = breakerbox_core::Permit::uncounted(0, Instant::ZERO, State::Closed, 0);
+/// ```
+///
+/// ```compile_fail,E0624
+/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, NoClock};
+///
+/// let mut b = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), NoClock);
+/// b.add_lock_free_counts(1_000, 0);
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[must_use = "report the call's outcome with `Breaker::record`"]
@@ -1146,23 +1167,40 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
 /// let report = breaker.record(probe.result.unwrap(), Outcome::Success);
 /// assert_eq!(report.transition.map(|t| t.to), Some(State::Closed));
 /// ```
-pub struct Breaker<P = ConsecutiveFailures, C = (), const H: usize = 4, S = Config> {
+pub struct Breaker<P = ConsecutiveFailures, C = NoClock, const H: usize = 4, S = Config> {
     machine: Machine<P, H, S>,
     clock: C,
 }
 
-/// The clock of a breaker driven only through the `*_at` methods; reading it
-/// gives [`Instant::ZERO`].
-impl Clock for () {
-    fn now(&self) -> Instant {
-        Instant::ZERO
+impl<P: TripPolicy, C> Breaker<P, C> {
+    /// A closed breaker that keeps its last 4 transitions. Time in the
+    /// first closed state counts from the clock's epoch (`const`, so it can
+    /// initialise a `static`).
+    ///
+    /// ```
+    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(5).unwrap(), &clock);
+    /// assert_eq!(breaker.history().count(), 0);
+    /// ```
+    pub const fn new(config: Config, policy: P, clock: C) -> Self {
+        Breaker::with_history(config, policy, clock)
     }
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
-    /// A closed breaker. Time in the first closed state counts from the
-    /// clock's epoch (`const`, so it can initialise a `static`).
-    pub const fn new(config: Config, policy: P, clock: C) -> Self {
+impl<P: TripPolicy, C, const H: usize> Breaker<P, C, H> {
+    /// A closed breaker that keeps its last `H` transitions, `H` given by
+    /// the type (none for `H = 0`); otherwise as [`new`](Breaker::new).
+    ///
+    /// ```
+    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, NoClock};
+    ///
+    /// let breaker: Breaker<_, _, 16> =
+    ///     Breaker::with_history(Config::DEFAULT, ConsecutiveFailures::new(5).unwrap(), NoClock);
+    /// # let _ = breaker;
+    /// ```
+    pub const fn with_history(config: Config, policy: P, clock: C) -> Self {
         Breaker {
             machine: Machine::new(&config, config, policy),
             clock,
@@ -1170,14 +1208,14 @@ impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
     }
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig> Breaker<P, C, H, Fixed<K>> {
+impl<P: TripPolicy, C, const H: usize, K: FixedConfig> Breaker<P, C, H, Fixed<K>> {
     /// A closed breaker whose configuration is `K::CONFIG`, fixed at compile
     /// time: the compiler removes the code of every feature it leaves off
     /// (see [`Fixed`]). Otherwise the same breaker as [`new`](Self::new)
     /// makes; `const`, so it can initialise a `static`.
     ///
     /// ```
-    /// use breakerbox_core::{valid, Breaker, Config, ConsecutiveFailures, Fixed, FixedConfig, Instant, Outcome, State};
+    /// use breakerbox_core::{valid, Breaker, Config, ConsecutiveFailures, Fixed, FixedConfig, Instant, NoClock, Outcome, State};
     ///
     /// struct SensorBreaker;
     /// impl FixedConfig for SensorBreaker {
@@ -1187,8 +1225,8 @@ impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig> Breaker<P, C, H, F
     ///);
     /// }
     ///
-    /// let mut breaker: Breaker<ConsecutiveFailures, (), 4, Fixed<SensorBreaker>> =
-    ///     Breaker::fixed(ConsecutiveFailures::new(1).unwrap(), ());
+    /// let mut breaker: Breaker<ConsecutiveFailures, NoClock, 4, Fixed<SensorBreaker>> =
+    ///     Breaker::fixed(ConsecutiveFailures::new(1).unwrap(), NoClock);
     /// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
     /// let _ = breaker.record_at(permit, Outcome::Failure, Instant::ZERO);
     /// assert_eq!(breaker.state(), State::Open);
@@ -1202,6 +1240,133 @@ impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig> Breaker<P, C, H, F
     }
 }
 
+impl<P: TripPolicy, C, const H: usize, S: Settings> Breaker<P, C, H, S> {
+    /// Asks to make a call at `now` (the pure form: the clock is not read).
+    pub fn try_acquire_at(&mut self, now: Instant) -> Admission {
+        self.machine.acquire(&mut given(now))
+    }
+
+    /// Reports at `now` how the call admitted by `permit` went (pure form).
+    pub fn record_at(&mut self, permit: Permit, outcome: Outcome, now: Instant) -> Report {
+        self.machine.record(permit, outcome, &mut given(now))
+    }
+
+    /// [`force_open`](Self::force_open) at `now`.
+    pub fn force_open_at(&mut self, now: Instant) -> Option<Transition> {
+        self.machine
+            .enter_manual(Phase::ForcedOpen, TransitionReason::ForcedOpen, now)
+    }
+
+    /// [`disable`](Self::disable) at `now`.
+    pub fn disable_at(&mut self, now: Instant) -> Option<Transition> {
+        self.machine
+            .enter_manual(Phase::Disabled, TransitionReason::Disabled, now)
+    }
+
+    /// [`metrics_only`](Self::metrics_only) at `now`.
+    pub fn metrics_only_at(&mut self, now: Instant) -> Option<Transition> {
+        self.machine
+            .enter_manual(Phase::MetricsOnly, TransitionReason::MetricsOnly, now)
+    }
+
+    /// [`release`](Self::release) at `now`.
+    pub fn release_at(&mut self, now: Instant) -> Option<Transition> {
+        self.machine.release(now)
+    }
+
+    /// [`reset`](Self::reset) at `now`.
+    pub fn reset_at(&mut self, now: Instant) -> Transition {
+        self.machine.reset(now)
+    }
+
+    /// The current state. Transitions happen lazily, in operations: an open
+    /// breaker past its deadline reports `Open` until the next acquire.
+    pub fn state(&self) -> State {
+        self.machine.phase.state()
+    }
+
+    /// The current state with its data.
+    pub fn phase(&self) -> Phase {
+        self.machine.phase
+    }
+
+    /// The current generation.
+    pub fn generation(&self) -> u64 {
+        self.machine.generation
+    }
+
+    /// The counters.
+    pub fn counts(&self) -> Counts {
+        self.machine.counts()
+    }
+
+    /// Adds what a shared breaker's lock-free paths counted: each success
+    /// one call and one success, and the rejections.
+    pub(crate) fn add_lock_free_counts(&mut self, successes: u64, rejected: u64) {
+        let c = &mut self.machine.counts;
+        c.calls = c.calls.saturating_add(successes);
+        c.successes = c.successes.saturating_add(successes);
+        c.rejected = c.rejected.saturating_add(rejected);
+    }
+
+    /// How many times the breaker was reset (wrapping): counts kept outside
+    /// it under an older number were zeroed by a reset.
+    pub(crate) fn resets(&self) -> u32 {
+        self.machine.resets
+    }
+
+    /// When the breaker's answer will change by itself, with no call made:
+    /// the open deadline when open, the end of the probe lease when
+    /// half-open with probes in flight; `None` in every other state, which
+    /// only a call or a manual control changes. A device can sleep until
+    /// then; a waiting caller can retry then.
+    ///
+    /// ```
+    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Instant, NoClock, Outcome};
+    ///
+    /// let mut breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), NoClock);
+    /// assert_eq!(breaker.poll_at(Instant::ZERO), None);
+    /// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
+    /// let _ = breaker.record_at(permit, Outcome::Failure, Instant::ZERO);
+    /// assert_eq!(breaker.poll_at(Instant::from_secs(1)), Some(Instant::from_secs(5)));
+    /// ```
+    pub fn poll_at(&self, now: Instant) -> Option<Instant> {
+        self.machine.poll_at(now)
+    }
+
+    /// A snapshot of everything at `now`.
+    pub fn metrics_at(&self, now: Instant) -> Metrics {
+        self.machine.metrics(now)
+    }
+
+    /// The last `H` transitions, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = &Transition> + '_ {
+        self.machine.history.oldest_first()
+    }
+
+    /// The latest transition, if any.
+    pub fn last_transition(&self) -> Option<&Transition> {
+        self.machine.history.recent()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        self.machine.settings.config()
+    }
+
+    /// The trip policy.
+    pub fn policy(&self) -> &P {
+        &self.machine.policy
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+}
+
+/// The methods that read the breaker's clock: a breaker on [`NoClock`] has
+/// only their `*_at` forms.
 impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
     /// Asks to make a call now. In the closed states this reads the clock
     /// only if the policy or slow-call tracking needs the time.
@@ -1212,11 +1377,6 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
             read: || clock.now(),
             known: None,
         })
-    }
-
-    /// Asks to make a call at `now` (the pure form: the clock is not read).
-    pub fn try_acquire_at(&mut self, now: Instant) -> Admission {
-        self.machine.acquire(&mut given(now))
     }
 
     /// Reports how the call admitted by `permit` went.
@@ -1233,11 +1393,6 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
         )
     }
 
-    /// Reports at `now` how the call admitted by `permit` went (pure form).
-    pub fn record_at(&mut self, permit: Permit, outcome: Outcome, now: Instant) -> Report {
-        self.machine.record(permit, outcome, &mut given(now))
-    }
-
     /// Runs `op` through the breaker: `Ok` is a success, `Err` a failure.
     ///
     /// The transitions it causes are kept in [`history`](Self::history);
@@ -1245,9 +1400,10 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
     /// to receive them.
     ///
     /// ```
-    /// use breakerbox_core::{Breaker, CallError, Config, ConsecutiveFailures};
+    /// use breakerbox_core::{Breaker, CallError, Config, ConsecutiveFailures, ManualClock};
     ///
-    /// let mut breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    /// let clock = ManualClock::new();
+    /// let mut breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), &clock);
     /// assert_eq!(breaker.call(|| Err::<(), _>("timeout")), Err(CallError::Inner("timeout")));
     /// assert!(breaker.call(|| Ok::<_, ()>(1)).unwrap_err().is_rejected());
     /// ```
@@ -1268,9 +1424,10 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
     /// cancelled call may be ignored).
     ///
     /// ```
-    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Outcome};
+    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, ManualClock, Outcome};
     ///
-    /// let mut breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    /// let clock = ManualClock::new();
+    /// let mut breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), &clock);
     /// let not_found = breaker.call_classified(
     ///     || Err::<(), u16>(404),
     ///     |r| match r {
@@ -1344,22 +1501,10 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
         self.force_open_at(self.clock.now())
     }
 
-    /// [`force_open`](Self::force_open) at `now`.
-    pub fn force_open_at(&mut self, now: Instant) -> Option<Transition> {
-        self.machine
-            .enter_manual(Phase::ForcedOpen, TransitionReason::ForcedOpen, now)
-    }
-
     /// Permits every call and records nothing until [`release`](Self::release);
     /// `None` if already disabled.
     pub fn disable(&mut self) -> Option<Transition> {
         self.disable_at(self.clock.now())
-    }
-
-    /// [`disable`](Self::disable) at `now`.
-    pub fn disable_at(&mut self, now: Instant) -> Option<Transition> {
-        self.machine
-            .enter_manual(Phase::Disabled, TransitionReason::Disabled, now)
     }
 
     /// Permits every call and records outcomes (the policy starts afresh),
@@ -1369,21 +1514,10 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
         self.metrics_only_at(self.clock.now())
     }
 
-    /// [`metrics_only`](Self::metrics_only) at `now`.
-    pub fn metrics_only_at(&mut self, now: Instant) -> Option<Transition> {
-        self.machine
-            .enter_manual(Phase::MetricsOnly, TransitionReason::MetricsOnly, now)
-    }
-
     /// Leaves a manual state (forced open, disabled, metrics-only) for
     /// closed; `None` in any other state.
     pub fn release(&mut self) -> Option<Transition> {
         self.release_at(self.clock.now())
-    }
-
-    /// [`release`](Self::release) at `now`.
-    pub fn release_at(&mut self, now: Instant) -> Option<Transition> {
-        self.machine.release(now)
     }
 
     /// Back to closed from any state, with an empty policy, the first open
@@ -1393,99 +1527,9 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
         self.reset_at(self.clock.now())
     }
 
-    /// [`reset`](Self::reset) at `now`.
-    pub fn reset_at(&mut self, now: Instant) -> Transition {
-        self.machine.reset(now)
-    }
-
-    /// The current state. Transitions happen lazily, in operations: an open
-    /// breaker past its deadline reports `Open` until the next acquire.
-    pub fn state(&self) -> State {
-        self.machine.phase.state()
-    }
-
-    /// The current state with its data.
-    pub fn phase(&self) -> Phase {
-        self.machine.phase
-    }
-
-    /// The current generation.
-    pub fn generation(&self) -> u64 {
-        self.machine.generation
-    }
-
-    /// The counters.
-    pub fn counts(&self) -> Counts {
-        self.machine.counts()
-    }
-
-    /// Adds what a shared breaker's lock-free paths counted: each success
-    /// one call and one success, and the rejections.
-    pub(crate) fn add_lock_free_counts(&mut self, successes: u64, rejected: u64) {
-        let c = &mut self.machine.counts;
-        c.calls = c.calls.saturating_add(successes);
-        c.successes = c.successes.saturating_add(successes);
-        c.rejected = c.rejected.saturating_add(rejected);
-    }
-
-    /// How many times the breaker was reset (wrapping): counts kept outside
-    /// it under an older number were zeroed by a reset.
-    pub(crate) fn resets(&self) -> u32 {
-        self.machine.resets
-    }
-
-    /// When the breaker's answer will change by itself, with no call made:
-    /// the open deadline when open, the end of the probe lease when
-    /// half-open with probes in flight; `None` in every other state, which
-    /// only a call or a manual control changes. A device can sleep until
-    /// then; a waiting caller can retry then.
-    ///
-    /// ```
-    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Instant, Outcome};
-    ///
-    /// let mut breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
-    /// assert_eq!(breaker.poll_at(Instant::ZERO), None);
-    /// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
-    /// let _ = breaker.record_at(permit, Outcome::Failure, Instant::ZERO);
-    /// assert_eq!(breaker.poll_at(Instant::from_secs(1)), Some(Instant::from_secs(5)));
-    /// ```
-    pub fn poll_at(&self, now: Instant) -> Option<Instant> {
-        self.machine.poll_at(now)
-    }
-
     /// A snapshot of everything, reading the clock once.
     pub fn metrics(&self) -> Metrics {
         self.metrics_at(self.clock.now())
-    }
-
-    /// A snapshot of everything at `now`.
-    pub fn metrics_at(&self, now: Instant) -> Metrics {
-        self.machine.metrics(now)
-    }
-
-    /// The last `H` transitions, oldest first.
-    pub fn history(&self) -> impl Iterator<Item = &Transition> + '_ {
-        self.machine.history.oldest_first()
-    }
-
-    /// The latest transition, if any.
-    pub fn last_transition(&self) -> Option<&Transition> {
-        self.machine.history.recent()
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        self.machine.settings.config()
-    }
-
-    /// The trip policy.
-    pub fn policy(&self) -> &P {
-        &self.machine.policy
-    }
-
-    /// The clock.
-    pub fn clock(&self) -> &C {
-        &self.clock
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use breakerbox_core::hal::{BreakerI2c, HalError};
-//! use breakerbox_core::{Breaker, Config, ConsecutiveFailures, RejectReason};
+//! use breakerbox_core::{Breaker, Config, ConsecutiveFailures, ManualClock, RejectReason};
 //! use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 //!
 //! /// A sensor that is not there: every transaction is NACKed.
@@ -17,7 +17,8 @@
 //!     }
 //! }
 //!
-//! let breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(3).unwrap(), ());
+//! let clock = ManualClock::new();
+//! let breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(3).unwrap(), &clock);
 //! let mut bus = BreakerI2c::new(AbsentSensor, breaker);
 //! let mut reading = [0u8; 2];
 //! for _ in 0..3 {
@@ -178,7 +179,7 @@ fn guarded<B, R, E, K>(
 /// ```
 /// use core::cell::Cell;
 /// use breakerbox_core::hal::BreakerI2c;
-/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, State};
+/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, ManualClock, State};
 /// use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 ///
 /// struct AbsentSensor;
@@ -192,7 +193,8 @@ fn guarded<B, R, E, K>(
 /// }
 ///
 /// let tripped = Cell::new(false);
-/// let breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+/// let clock = ManualClock::new();
+/// let breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), &clock);
 /// let mut bus = BreakerI2c::new(AbsentSensor, breaker)
 ///     .on_transition(|t| tripped.set(t.to == State::Open));
 /// let _ = bus.write(0x48, &[0x01]);

@@ -34,7 +34,9 @@ pub use shared::{
 pub use time::EmbassyClock;
 #[cfg(feature = "fugit")]
 pub use time::FugitClock;
-pub use time::{Clock, Duration, Instant, ManualClock, SharedTickClock, TickClock, TickExtender};
+pub use time::{
+    Clock, Duration, Instant, ManualClock, NoClock, SharedTickClock, TickClock, TickExtender,
+};
 pub use window::{CountWindow, Thresholds, TimeWindow};
 
 /// Every public type implements `defmt::Format` with the `defmt` feature:
@@ -62,6 +64,7 @@ fn all_public_types_implement_defmt_format() {
     format::<Jitter>();
     format::<ManualClock>();
     format::<Metrics>();
+    format::<NoClock>();
     format::<Outcome>();
     format::<Permit>();
     format::<Phase>();
@@ -73,7 +76,7 @@ fn all_public_types_implement_defmt_format() {
     format::<Report>();
     format::<ReportStatus>();
     format::<RunCounts>();
-    format::<SharedBreaker<ConsecutiveFailures, ()>>();
+    format::<SharedBreaker<ConsecutiveFailures, NoClock>>();
     format::<CriticalSection>();
     format::<LockFreeCounts>();
     format::<LockFreeEvent>();

@@ -14,7 +14,7 @@ use crate::breaker::{
 use crate::config::{Config, Fixed, FixedConfig, Settings};
 use crate::policy::{ConsecutiveFailures, TripPolicy};
 use crate::sync::{fence, spin, update, AtomicSeq, AtomicU32, Ordering, Seq, Word64};
-use crate::time::{Clock, Duration, Instant};
+use crate::time::{Clock, Duration, Instant, NoClock};
 
 /// A lock around a value, as a [`SharedBreaker`] needs one: exclusive
 /// access for the length of a closure.
@@ -480,12 +480,12 @@ impl Snapshot {
 /// admitted). `docs/semantics.md` in the repository has the whole contract.
 ///
 /// ```
-/// use breakerbox_core::{valid, Config, ConsecutiveFailures, Instant, Outcome, SharedBreaker, State};
+/// use breakerbox_core::{valid, Config, ConsecutiveFailures, Instant, NoClock, Outcome, SharedBreaker, State};
 ///
 /// static BREAKER: SharedBreaker = SharedBreaker::new(
 ///     Config::DEFAULT,
 ///     valid!(ConsecutiveFailures::new(2)),
-///     (),
+///     NoClock,
 /// );
 ///
 /// // From the main loop or an interrupt handler alike:
@@ -497,7 +497,7 @@ impl Snapshot {
 /// ```
 pub struct SharedBreaker<
     P = ConsecutiveFailures,
-    C = (),
+    C = NoClock,
     const H: usize = 4,
     S: Sharing = CriticalSection,
     Cfg = Config,
@@ -506,12 +506,12 @@ pub struct SharedBreaker<
     counters: S::Counters,
     /// No open deadline lies further ahead of the clock than this.
     longest_open: Duration,
-    machine: S::Lock<Breaker<P, (), H, Cfg>>,
+    machine: S::Lock<Breaker<P, NoClock, H, Cfg>>,
     clock: C,
     sharing: S,
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H, CriticalSection> {
+impl<P: TripPolicy, C, const H: usize> SharedBreaker<P, C, H, CriticalSection> {
     /// A closed breaker; `const`, so it can be a `static`.
     #[cfg(not(loom))]
     pub const fn new(config: Config, policy: P, clock: C) -> Self {
@@ -519,7 +519,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H, CriticalSec
             snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold().is_some()),
             counters: AtomicCounters::new(),
             longest_open: config.backoff().max(),
-            machine: CriticalSectionLock::new(Breaker::new(config, policy, ())),
+            machine: CriticalSectionLock::new(Breaker::with_history(config, policy, NoClock)),
             clock,
             sharing: CriticalSection,
         }
@@ -532,7 +532,7 @@ impl<P: TripPolicy, C: Clock, const H: usize> SharedBreaker<P, C, H, CriticalSec
     }
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig>
+impl<P: TripPolicy, C, const H: usize, K: FixedConfig>
     SharedBreaker<P, C, H, CriticalSection, Fixed<K>>
 {
     /// A closed breaker whose configuration is `K::CONFIG`, fixed at compile
@@ -540,16 +540,16 @@ impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig>
     /// `static`.
     ///
     /// ```
-    /// use breakerbox_core::{valid, Config, ConsecutiveFailures, CriticalSection, Fixed, FixedConfig, SharedBreaker, State};
+    /// use breakerbox_core::{valid, Config, ConsecutiveFailures, CriticalSection, Fixed, FixedConfig, NoClock, SharedBreaker, State};
     ///
     /// struct Sensor;
     /// impl FixedConfig for Sensor {
     ///     const CONFIG: Config = Config::DEFAULT;
     /// }
-    /// static BREAKER: SharedBreaker<ConsecutiveFailures, (), 0, CriticalSection, Fixed<Sensor>> =
+    /// static BREAKER: SharedBreaker<ConsecutiveFailures, NoClock, 0, CriticalSection, Fixed<Sensor>> =
     ///     SharedBreaker::fixed(
     ///         valid!(ConsecutiveFailures::new(5)),
-    ///         (),
+    ///         NoClock,
     ///     );
     /// assert_eq!(BREAKER.state(), State::Closed);
     /// ```
@@ -559,7 +559,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, K: FixedConfig>
             snapshot: new_snapshot!(P::NEEDS_TIME || K::CONFIG.slow_call_threshold().is_some()),
             counters: AtomicCounters::new(),
             longest_open: K::CONFIG.backoff().max(),
-            machine: CriticalSectionLock::new(Breaker::fixed(policy, ())),
+            machine: CriticalSectionLock::new(Breaker::fixed(policy, NoClock)),
             clock,
             sharing: CriticalSection,
         }
@@ -639,7 +639,7 @@ impl Held {
     }
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H, S> {
+impl<P: TripPolicy, C, const H: usize, S: Sharing> SharedBreaker<P, C, H, S> {
     /// A closed breaker shared as `sharing` says (the std adapter makes
     /// its `StdBreaker` this way).
     pub fn with_sharing(config: Config, policy: P, clock: C, sharing: S) -> Self {
@@ -647,20 +647,18 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing> SharedBreaker<P, C, H,
             snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold().is_some()),
             counters: S::Counters::new(),
             longest_open: config.backoff().max(),
-            machine: S::Lock::new(Breaker::new(config, policy, ())),
+            machine: S::Lock::new(Breaker::with_history(config, policy, NoClock)),
             clock,
             sharing,
         }
     }
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
-    SharedBreaker<P, C, H, S, Cfg>
-{
+impl<P: TripPolicy, C, const H: usize, S: Sharing, Cfg: Settings> SharedBreaker<P, C, H, S, Cfg> {
     /// Runs `f` on the state machine under the lock, publishes the result
     /// to the lock-free paths and tells the [`Sharing`] of any transition.
     /// `None` only if the lock was re-entered.
-    fn locked<R>(&self, f: impl FnOnce(&mut Breaker<P, (), H, Cfg>) -> R) -> Option<R> {
+    fn locked<R>(&self, f: impl FnOnce(&mut Breaker<P, NoClock, H, Cfg>) -> R) -> Option<R> {
         let mut changed = false;
         let result = self.machine.with(|m| {
             let generation = m.generation();
@@ -696,7 +694,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
     }
 
     /// Mirrors the machine into the snapshot the lock-free paths read.
-    fn publish(&self, m: &Breaker<P, (), H, Cfg>) {
+    fn publish(&self, m: &Breaker<P, NoClock, H, Cfg>) {
         let noop = if m.policy().success_is_noop() && m.config().slow_call_threshold().is_none() {
             SUCCESS_IS_NOOP
         } else {
@@ -814,12 +812,6 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
         }
     }
 
-    /// Asks to make a call now.
-    #[inline]
-    pub fn try_acquire(&self) -> Admission {
-        self.acquire(|| self.clock.now())
-    }
-
     /// Asks to make a call at `now` (the pure form).
     pub fn try_acquire_at(&self, now: Instant) -> Admission {
         self.acquire(|| now)
@@ -877,17 +869,88 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
             })
     }
 
-    /// Reports how the call admitted by `permit` went.
-    #[inline(always)]
-    pub fn record(&self, permit: Permit, outcome: Outcome) -> Report {
-        self.report(permit, outcome, || self.clock.now())
-    }
-
     /// Reports at `now` how the call admitted by `permit` went (pure form).
     pub fn record_at(&self, permit: Permit, outcome: Outcome, now: Instant) -> Report {
         self.report(permit, outcome, || now)
     }
 
+    /// Whether the report of `ticket`'s call as `outcome` changes nothing
+    /// but the lock-free counts, and has been counted there: the view that
+    /// admitted it still holds and says so.
+    #[inline(always)]
+    fn settled_lock_free(&self, ticket: &Ticket, outcome: Outcome) -> bool {
+        let flags = ticket.view.flags;
+        if !self.snapshot.unchanged_since(&ticket.view) {
+            return false;
+        }
+        if flags & REPORTS_ARE_NOOP != 0 {
+            return true;
+        }
+        outcome == Outcome::Success
+            && flags & SUCCESS_IS_NOOP != 0
+            && self.count_lock_free(LockFreeEvent::Success, ticket.view.epoch())
+    }
+
+    /// Runs `f` on the state machine under the lock: for the `*_at` forms of
+    /// the manual controls, or anything else [`Breaker`] offers. Its counts
+    /// leave out what the lock-free paths counted (see
+    /// [`metrics`](Self::metrics) for all of them). `None` if called
+    /// re-entrantly from inside the lock.
+    pub fn with_breaker<R>(
+        &self,
+        f: impl FnOnce(&mut Breaker<P, NoClock, H, Cfg>) -> R,
+    ) -> Option<R> {
+        self.locked(f)
+    }
+
+    /// The current state (`Closed` if asked re-entrantly from inside the
+    /// breaker's own lock, by a policy calling back into it).
+    pub fn state(&self) -> State {
+        self.locked(|m| m.state()).unwrap_or(State::Closed)
+    }
+
+    /// The current generation (lock-free, unless a write of the snapshot
+    /// is under way).
+    pub fn generation(&self) -> u64 {
+        match self.snapshot.try_read() {
+            Some(view) => view.generation,
+            None => self.locked(|m| m.generation()).unwrap_or(0),
+        }
+    }
+
+    /// A snapshot of everything at `now`, the lock-free counts included.
+    pub fn metrics_at(&self, now: Instant) -> Metrics {
+        self.locked(|m| {
+            let mut metrics = m.metrics_at(now);
+            let extra = self.counters.read(epoch_of(m.resets()));
+            metrics.counts = with_lock_free(metrics.counts, extra);
+            metrics
+        })
+        .unwrap_or_else(|| metrics_unavailable(now))
+    }
+
+    /// When the breaker's answer will change by itself (see
+    /// [`Breaker::poll_at`]); `None` also if asked from inside its lock.
+    pub fn poll_at(&self, now: Instant) -> Option<Instant> {
+        self.locked(|m| m.poll_at(now)).flatten()
+    }
+
+    /// The latest transition, if any.
+    pub fn last_transition(&self) -> Option<Transition> {
+        self.locked(|m| m.last_transition().copied()).flatten()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> Config {
+        self.locked(|m| *m.config()).unwrap_or_default()
+    }
+}
+
+/// The methods that read the breaker's clock: a breaker on [`NoClock`] has
+/// only the `*_at` forms.
+impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
+    SharedBreaker<P, C, H, S, Cfg>
+{
     /// Runs `op` through the breaker: `Ok` is a success, `Err` a failure, a
     /// panic a failure (and the panic goes on).
     ///
@@ -899,6 +962,46 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
             Ok(_) => Outcome::Success,
             Err(_) => Outcome::Failure,
         })
+    }
+
+    /// Rejects every call until [`release`](Self::release); `None` if
+    /// already forced open.
+    pub fn force_open(&self) -> Option<Transition> {
+        self.manual(|m, now| m.force_open_at(now))
+    }
+
+    /// Permits every call and records nothing until [`release`](Self::release).
+    pub fn disable(&self) -> Option<Transition> {
+        self.manual(|m, now| m.disable_at(now))
+    }
+
+    /// Permits and records every call, never trips, until [`release`](Self::release).
+    pub fn metrics_only(&self) -> Option<Transition> {
+        self.manual(|m, now| m.metrics_only_at(now))
+    }
+
+    /// Back to closed from a manual state.
+    pub fn release(&self) -> Option<Transition> {
+        self.manual(|m, now| m.release_at(now))
+    }
+
+    /// Back to closed from any state: empty policy, zeroed counts (the
+    /// lock-free ones too), a new generation. `None` only if called from
+    /// inside the breaker's own lock.
+    pub fn reset(&self) -> Option<Transition> {
+        self.manual(|m, now| Some(m.reset_at(now)))
+    }
+
+    /// Asks to make a call now.
+    #[inline]
+    pub fn try_acquire(&self) -> Admission {
+        self.acquire(|| self.clock.now())
+    }
+
+    /// Reports how the call admitted by `permit` went.
+    #[inline(always)]
+    pub fn record(&self, permit: Permit, outcome: Outcome) -> Report {
+        self.report(permit, outcome, || self.clock.now())
     }
 
     /// Runs `op` through the breaker, with `classify` deciding what its
@@ -931,6 +1034,35 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
         self.call_locked(known, op, classify)
     }
 
+    /// `call_classified` when the lock decides, out of line, at `known` if
+    /// the clock has been read.
+    #[inline(never)]
+    fn call_locked<T, E>(
+        &self,
+        known: Option<Instant>,
+        op: impl FnOnce() -> Result<T, E>,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+    ) -> Result<T, CallError<E>> {
+        let now = known.unwrap_or_else(|| self.clock.now());
+        let permit = self
+            .acquire_locked(now)
+            .result
+            .map_err(CallError::Rejected)?;
+        self.run(Held::Locked(permit), op, classify)
+    }
+
+    fn manual(
+        &self,
+        f: impl FnOnce(&mut Breaker<P, NoClock, H, Cfg>, Instant) -> Option<Transition>,
+    ) -> Option<Transition> {
+        self.locked(|m| f(m, self.clock.now())).flatten()
+    }
+
+    /// A snapshot of everything, reading the clock once.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics_at(self.clock.now())
+    }
+
     /// Runs `op` under `held` and reports it; a panic reports a failure.
     #[inline(always)]
     fn run<T, E>(
@@ -960,23 +1092,6 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
         result.map_err(CallError::Inner)
     }
 
-    /// Whether the report of `ticket`'s call as `outcome` changes nothing
-    /// but the lock-free counts, and has been counted there: the view that
-    /// admitted it still holds and says so.
-    #[inline(always)]
-    fn settled_lock_free(&self, ticket: &Ticket, outcome: Outcome) -> bool {
-        let flags = ticket.view.flags;
-        if !self.snapshot.unchanged_since(&ticket.view) {
-            return false;
-        }
-        if flags & REPORTS_ARE_NOOP != 0 {
-            return true;
-        }
-        outcome == Outcome::Success
-            && flags & SUCCESS_IS_NOOP != 0
-            && self.count_lock_free(LockFreeEvent::Success, ticket.view.epoch())
-    }
-
     /// The report of a lock-free admission the inline path could not
     /// settle (the snapshot changed, or the outcome changes the machine).
     #[inline(never)]
@@ -988,114 +1103,6 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
     #[inline(never)]
     fn record_locked_permit(&self, permit: Permit, outcome: Outcome) {
         let _ = self.record(permit, outcome);
-    }
-
-    /// `call_classified` when the lock decides, out of line, at `known` if
-    /// the clock has been read.
-    #[inline(never)]
-    fn call_locked<T, E>(
-        &self,
-        known: Option<Instant>,
-        op: impl FnOnce() -> Result<T, E>,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome,
-    ) -> Result<T, CallError<E>> {
-        let now = known.unwrap_or_else(|| self.clock.now());
-        let permit = self
-            .acquire_locked(now)
-            .result
-            .map_err(CallError::Rejected)?;
-        self.run(Held::Locked(permit), op, classify)
-    }
-
-    fn manual(
-        &self,
-        f: impl FnOnce(&mut Breaker<P, (), H, Cfg>, Instant) -> Option<Transition>,
-    ) -> Option<Transition> {
-        self.locked(|m| f(m, self.clock.now())).flatten()
-    }
-
-    /// Rejects every call until [`release`](Self::release); `None` if
-    /// already forced open.
-    pub fn force_open(&self) -> Option<Transition> {
-        self.manual(|m, now| m.force_open_at(now))
-    }
-
-    /// Permits every call and records nothing until [`release`](Self::release).
-    pub fn disable(&self) -> Option<Transition> {
-        self.manual(|m, now| m.disable_at(now))
-    }
-
-    /// Permits and records every call, never trips, until [`release`](Self::release).
-    pub fn metrics_only(&self) -> Option<Transition> {
-        self.manual(|m, now| m.metrics_only_at(now))
-    }
-
-    /// Back to closed from a manual state.
-    pub fn release(&self) -> Option<Transition> {
-        self.manual(|m, now| m.release_at(now))
-    }
-
-    /// Back to closed from any state: empty policy, zeroed counts (the
-    /// lock-free ones too), a new generation. `None` only if called from
-    /// inside the breaker's own lock.
-    pub fn reset(&self) -> Option<Transition> {
-        self.manual(|m, now| Some(m.reset_at(now)))
-    }
-
-    /// Runs `f` on the state machine under the lock: for the `*_at` forms of
-    /// the manual controls, or anything else [`Breaker`] offers. Its counts
-    /// leave out what the lock-free paths counted (see
-    /// [`metrics`](Self::metrics) for all of them). `None` if called
-    /// re-entrantly from inside the lock.
-    pub fn with_breaker<R>(&self, f: impl FnOnce(&mut Breaker<P, (), H, Cfg>) -> R) -> Option<R> {
-        self.locked(f)
-    }
-
-    /// The current state (`Closed` if asked re-entrantly from inside the
-    /// breaker's own lock, by a policy calling back into it).
-    pub fn state(&self) -> State {
-        self.locked(|m| m.state()).unwrap_or(State::Closed)
-    }
-
-    /// The current generation (lock-free, unless a write of the snapshot
-    /// is under way).
-    pub fn generation(&self) -> u64 {
-        match self.snapshot.try_read() {
-            Some(view) => view.generation,
-            None => self.locked(|m| m.generation()).unwrap_or(0),
-        }
-    }
-
-    /// A snapshot of everything, reading the clock once.
-    pub fn metrics(&self) -> Metrics {
-        self.metrics_at(self.clock.now())
-    }
-
-    /// A snapshot of everything at `now`, the lock-free counts included.
-    pub fn metrics_at(&self, now: Instant) -> Metrics {
-        self.locked(|m| {
-            let mut metrics = m.metrics_at(now);
-            let extra = self.counters.read(epoch_of(m.resets()));
-            metrics.counts = with_lock_free(metrics.counts, extra);
-            metrics
-        })
-        .unwrap_or_else(|| metrics_unavailable(now))
-    }
-
-    /// When the breaker's answer will change by itself (see
-    /// [`Breaker::poll_at`]); `None` also if asked from inside its lock.
-    pub fn poll_at(&self, now: Instant) -> Option<Instant> {
-        self.locked(|m| m.poll_at(now)).flatten()
-    }
-
-    /// The latest transition, if any.
-    pub fn last_transition(&self) -> Option<Transition> {
-        self.locked(|m| m.last_transition().copied()).flatten()
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> Config {
-        self.locked(|m| *m.config()).unwrap_or_default()
     }
 }
 

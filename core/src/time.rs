@@ -303,6 +303,42 @@ impl<C: Clock + ?Sized> Clock for &C {
     }
 }
 
+/// No clock: the clock of a breaker driven only through its `*_at(now)`
+/// methods, which take the time as an argument (the pure state machine).
+/// It is not a [`Clock`], so the methods that would read one (`try_acquire`,
+/// `record`, `call`, `metrics`, …) do not exist on such a breaker: it never
+/// reads a time that does not move.
+///
+/// ```
+/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Instant, NoClock};
+///
+/// let mut breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), NoClock);
+/// assert!(breaker.try_acquire_at(Instant::ZERO).result.is_ok());
+/// ```
+///
+/// ```compile_fail,E0599
+/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, NoClock};
+///
+/// let mut breaker: Breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), NoClock);
+/// let _ = breaker.try_acquire(); // no clock to read
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NoClock;
+
+/// A clock that stands at [`Instant::ZERO`]: for the crate's tests whose
+/// time never moves.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Frozen;
+
+#[cfg(test)]
+impl Clock for Frozen {
+    fn now(&self) -> Instant {
+        Instant::ZERO
+    }
+}
+
 /// A clock that moves only when told to: for tests, simulations and host
 /// programs that drive time themselves.
 ///

@@ -7,6 +7,15 @@ use breakerbox_core::{
     SharedBreaker, State,
 };
 use embedded_hal::i2c::{self, ErrorKind, I2c, NoAcknowledgeSource};
+
+/// A clock that stands still: the tests' time never moves.
+#[derive(Clone, Copy, Debug, Default)]
+struct Frozen;
+impl breakerbox_core::Clock for Frozen {
+    fn now(&self) -> breakerbox_core::Instant {
+        breakerbox_core::Instant::ZERO
+    }
+}
 use embedded_hal::spi::{self, SpiDevice};
 use embedded_hal_mock::eh1::i2c::{Mock as I2cMock, Transaction as I2cTransaction};
 use embedded_hal_mock::eh1::spi::{Mock as SpiMock, Transaction as SpiTransaction};
@@ -112,8 +121,8 @@ fn i2c_transaction_goes_through_whole() {
 
 #[test]
 fn i2c_through_a_shared_breaker() {
-    static SHARED: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, valid!(ConsecutiveFailures::new(1)), ());
+    static SHARED: SharedBreaker<ConsecutiveFailures, Frozen> =
+        SharedBreaker::new(Config::DEFAULT, valid!(ConsecutiveFailures::new(1)), Frozen);
     let expectations = [I2cTransaction::write(SENSOR, vec![7]).with_error(ErrorKind::Bus)];
     let mut bus = BreakerI2c::new(I2cMock::new(&expectations), &SHARED);
     assert!(matches!(bus.write(SENSOR, &[7]), Err(HalError::Bus(_))));

@@ -7,24 +7,36 @@
 mod loom_support;
 
 use breakerbox_core::{
-    Config, ConsecutiveFailures, Instant, Outcome, RejectReason, ReportStatus, SharedBreaker, State,
+    Clock, Config, ConsecutiveFailures, Instant, Outcome, RejectReason, ReportStatus,
+    SharedBreaker, State,
 };
 use loom::sync::Arc;
 use loom::thread;
 use loom_support::{explore, go};
 
-fn shared(threshold: u32) -> Arc<SharedBreaker> {
+/// A clock that stands at zero: these tests give the time to the `*_at`
+/// methods, and the manual controls read this.
+struct Still;
+impl Clock for Still {
+    fn now(&self) -> Instant {
+        Instant::ZERO
+    }
+}
+
+type Shared = SharedBreaker<ConsecutiveFailures, Still>;
+
+fn shared(threshold: u32) -> Arc<Shared> {
     Arc::new(SharedBreaker::new(
         Config::DEFAULT,
         ConsecutiveFailures::new(threshold).unwrap(),
-        (),
+        Still,
     ))
 }
 
 const T0: Instant = Instant::ZERO;
 
 /// Publishes "successes are free" with one success of generation 0.
-fn with_free_successes(b: &SharedBreaker) {
+fn with_free_successes(b: &Shared) {
     let p = b.try_acquire_at(T0).result.unwrap();
     let _ = b.record_at(p, Outcome::Success, T0);
 }

@@ -12,7 +12,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use breakerbox_core::{
     Breaker, Clock, Config, ConfigError, ConsecutiveFailures, CountWindow, Counts, Duration, Fixed,
-    FixedConfig, HalfOpenVerdict, Instant, Jitter, Outcome, Permit, Ratio, ReportStatus,
+    FixedConfig, HalfOpenVerdict, Instant, Jitter, NoClock, Outcome, Permit, Ratio, ReportStatus,
     SharedBreaker, State, Thresholds, TickExtender, TimeWindow, Transition, TransitionReason,
     TripPolicy,
 };
@@ -129,8 +129,10 @@ pub fn ops(data: &[u8]) {
     };
     let threshold = u.int_in_range(1..=6).unwrap_or(1);
     let policy = ConsecutiveFailures::new(threshold).expect("non-zero");
-    let mut single: Breaker<ConsecutiveFailures, (), 4> = Breaker::new(config, policy, ());
-    let shared: SharedBreaker<ConsecutiveFailures, (), 4> = SharedBreaker::new(config, policy, ());
+    let mut single: Breaker<ConsecutiveFailures, NoClock, 4> =
+        Breaker::new(config, policy, NoClock);
+    let shared: SharedBreaker<ConsecutiveFailures, NoClock, 4> =
+        SharedBreaker::new(config, policy, NoClock);
     let mut permits: Vec<(Permit, Permit)> = Vec::new();
     let mut now = Instant::ZERO;
     let mut generation = 0;
@@ -315,8 +317,8 @@ impl FixedConfig for Lean {
 /// (but the counts and time in state a breaker without `METRICS` leaves
 /// off, and the history of one with `H = 0`).
 fn fixed_matches_runtime<K: FixedConfig, const H: usize>(policy: ConsecutiveFailures, ops: &[Op]) {
-    let mut fixed: Breaker<_, (), H, Fixed<K>> = Breaker::fixed(policy, ());
-    let mut runtime: Breaker<_, (), 4> = Breaker::new(K::CONFIG, policy, ());
+    let mut fixed: Breaker<_, NoClock, H, Fixed<K>> = Breaker::fixed(policy, NoClock);
+    let mut runtime: Breaker<_, NoClock, 4> = Breaker::new(K::CONFIG, policy, NoClock);
     let mut permits: Vec<(Permit, Permit)> = Vec::new();
     let mut now = Instant::ZERO;
     for &op in ops {
@@ -383,7 +385,7 @@ pub fn config(data: &[u8]) {
                 assert!(!config.probe_lease().is_zero() && !config.backoff().initial().is_zero());
                 assert!(config.backoff().max() >= config.backoff().initial());
                 // A valid configuration runs.
-                let mut b: Breaker = Breaker::new(config, ConsecutiveFailures::default(), ());
+                let mut b: Breaker = Breaker::new(config, ConsecutiveFailures::default(), NoClock);
                 for t in [0, 1, u64::MAX / 2, u64::MAX] {
                     if let Ok(p) = b.try_acquire_at(Instant::from_micros(t)).result {
                         let _ = b.record_at(p, Outcome::Failure, Instant::from_micros(t));
@@ -444,7 +446,7 @@ pub fn config(data: &[u8]) {
 
 fn exercise<P: TripPolicy>(policy: Result<P, ConfigError>) {
     if let Ok(policy) = policy {
-        let mut b: Breaker<P> = Breaker::new(Config::DEFAULT, policy, ());
+        let mut b: Breaker<P> = Breaker::new(Config::DEFAULT, policy, NoClock);
         for i in 0..20u64 {
             let t = Instant::from_micros(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             if let Ok(p) = b.try_acquire_at(t).result {

@@ -2,12 +2,13 @@ use core::cell::Cell;
 use core::time::Duration as StdDuration;
 
 use super::*;
+use crate::time::Frozen;
 use crate::{ConfigBuilder, ReadyToTrip, RunCounts};
 
 extern crate std;
 use std::vec::Vec;
 
-type Test<P = ConsecutiveFailures> = Breaker<P, (), 8>;
+type Test<P = ConsecutiveFailures> = Breaker<P, Frozen, 8>;
 
 fn secs(s: u64) -> Instant {
     Instant::from_secs(s)
@@ -18,17 +19,17 @@ fn config(f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
 }
 
 fn breaker(threshold: u32, config: Config) -> Test {
-    Breaker::new(config, ConsecutiveFailures::new(threshold).unwrap(), ())
+    Breaker::with_history(config, ConsecutiveFailures::new(threshold).unwrap(), Frozen)
 }
 
 /// Admits a call at `t` and reports `outcome` at `t`.
-fn run<P: TripPolicy>(b: &mut Breaker<P, (), 8>, outcome: Outcome, t: Instant) -> Report {
+fn run<P: TripPolicy>(b: &mut Breaker<P, Frozen, 8>, outcome: Outcome, t: Instant) -> Report {
     let permit = b.try_acquire_at(t).result.expect("admitted");
     b.record_at(permit, outcome, t)
 }
 
 /// Trips a breaker with the given threshold at `t`.
-fn trip<P: TripPolicy>(b: &mut Breaker<P, (), 8>, failures: u32, t: Instant) -> Transition {
+fn trip<P: TripPolicy>(b: &mut Breaker<P, Frozen, 8>, failures: u32, t: Instant) -> Transition {
     for _ in 1..failures {
         assert_eq!(run(b, Outcome::Failure, t).transition, None);
     }
@@ -450,8 +451,11 @@ fn generation_increases_by_one_on_every_transition() {
 
 #[test]
 fn history_keeps_the_last_h_oldest_first() {
-    let mut b: Breaker<ConsecutiveFailures, (), 2> =
-        Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    let mut b: Breaker<ConsecutiveFailures, Frozen, 2> = Breaker::with_history(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(1).unwrap(),
+        Frozen,
+    );
     for i in 0..5 {
         let _ = b.force_open_at(secs(i));
         let _ = b.release_at(secs(i));
@@ -697,7 +701,7 @@ fn metrics_report_state_time_and_next_probe() {
 fn rates_come_from_the_policy_window() {
     let policy = ReadyToTrip::new(|c: &RunCounts| c.calls >= 100);
     let c = config(|c| c.slow_call_threshold(StdDuration::from_secs(1)));
-    let mut b: Breaker<_, (), 8> = Breaker::new(c, policy, ());
+    let mut b: Breaker<_, Frozen, 8> = Breaker::with_history(c, policy, Frozen);
     assert_eq!(
         b.metrics_at(secs(0)).failure_rate,
         None,
@@ -929,7 +933,7 @@ impl TripPolicy for EmptyWindow {
 
 #[test]
 fn an_empty_window_has_no_rate_even_without_a_minimum() {
-    let b: Breaker<EmptyWindow, (), 4> = Breaker::new(Config::DEFAULT, EmptyWindow, ());
+    let b: Breaker<EmptyWindow, Frozen, 4> = Breaker::new(Config::DEFAULT, EmptyWindow, Frozen);
     let m = b.metrics_at(secs(0));
     assert_eq!((m.failure_rate, m.slow_rate), (None, None));
 }

@@ -3,6 +3,7 @@
 use core::time::Duration as StdDuration;
 
 use super::*;
+use crate::time::Frozen;
 use crate::{ConfigBuilder, CountWindow, Duration, Ratio, Thresholds, TransitionReason};
 
 extern crate std;
@@ -22,10 +23,10 @@ trait Subject {
     fn metrics(&mut self, t: Instant) -> Metrics;
 }
 
-impl Subject for Breaker<ConsecutiveFailures, (), 4> {
+impl Subject for Breaker<ConsecutiveFailures, Frozen, 4> {
     const COUNTS_CALLS_AT_REPORT: bool = false;
     fn make(config: Config, threshold: u32) -> Self {
-        Breaker::new(config, ConsecutiveFailures::new(threshold).unwrap(), ())
+        Breaker::new(config, ConsecutiveFailures::new(threshold).unwrap(), Frozen)
     }
     fn acquire(&mut self, t: Instant) -> Admission {
         self.try_acquire_at(t)
@@ -50,10 +51,10 @@ impl Subject for Breaker<ConsecutiveFailures, (), 4> {
     }
 }
 
-impl Subject for SharedBreaker<ConsecutiveFailures, (), 4> {
+impl Subject for SharedBreaker<ConsecutiveFailures, Frozen, 4> {
     const COUNTS_CALLS_AT_REPORT: bool = true;
     fn make(config: Config, threshold: u32) -> Self {
-        SharedBreaker::new(config, ConsecutiveFailures::new(threshold).unwrap(), ())
+        SharedBreaker::new(config, ConsecutiveFailures::new(threshold).unwrap(), Frozen)
     }
     fn acquire(&mut self, t: Instant) -> Admission {
         self.try_acquire_at(t)
@@ -200,10 +201,10 @@ fn ignored_and_success_after_failure<S: Subject>() {
 macro_rules! both {
     ($($scenario:ident),* $(,)?) => {
         mod on_breaker {
-            $(#[test] fn $scenario() { super::$scenario::<crate::Breaker<crate::ConsecutiveFailures, (), 4>>(); })*
+            $(#[test] fn $scenario() { super::$scenario::<crate::Breaker<crate::ConsecutiveFailures, crate::time::Frozen, 4>>(); })*
         }
         mod on_shared_breaker {
-            $(#[test] fn $scenario() { super::$scenario::<crate::SharedBreaker<crate::ConsecutiveFailures, (), 4>>(); })*
+            $(#[test] fn $scenario() { super::$scenario::<crate::SharedBreaker<crate::ConsecutiveFailures, crate::time::Frozen, 4>>(); })*
         }
     };
 }
@@ -219,8 +220,11 @@ both!(
 
 #[test]
 fn closed_admission_and_noop_successes_take_no_lock() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        Frozen,
+    );
     let _ = run_shared(&b, Outcome::Success); // publishes that successes are free
                                               // Hold the lock's RefCell borrowed: any locked path would now be refused.
     b.machine.with(|_| {
@@ -246,8 +250,11 @@ fn closed_admission_and_noop_successes_take_no_lock() {
 
 #[test]
 fn a_closed_call_settles_its_success_without_the_lock() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        Frozen,
+    );
     let _ = run_shared(&b, Outcome::Success); // publishes that successes are free
     b.machine.with(|_| {
         for _ in 0..100 {
@@ -285,8 +292,11 @@ fn an_open_breaker_rejects_a_call_without_the_lock() {
 
 #[test]
 fn open_rejections_take_no_lock() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(1).unwrap(),
+        Frozen,
+    );
     let _ = run_shared(&b, Outcome::Failure);
     b.machine.with(|_| {
         // The whole open duration ahead (as far as a deadline may lie).
@@ -304,15 +314,18 @@ fn open_rejections_take_no_lock() {
     assert!(b.try_acquire_at(secs(5)).result.is_ok());
 }
 
-fn run_shared(b: &SharedBreaker, outcome: Outcome) -> Report {
+fn run_shared(b: &SharedBreaker<ConsecutiveFailures, Frozen>, outcome: Outcome) -> Report {
     let permit = b.try_acquire_at(secs(0)).result.unwrap();
     b.record_at(permit, outcome, secs(0))
 }
 
 #[test]
 fn full_lock_free_counters_move_into_the_breaker() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        Frozen,
+    );
     let _ = run_shared(&b, Outcome::Success);
     b.counters.successes.store(COUNT_MASK, Ordering::Relaxed); // full, epoch 0
     let _ = run_shared(&b, Outcome::Success);
@@ -327,8 +340,11 @@ fn full_lock_free_counters_move_into_the_breaker() {
 
 #[test]
 fn the_snapshot_carries_64_bit_values() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(1).unwrap(),
+        Frozen,
+    );
     let big = (7u64 << 32) | 5;
     b.snapshot
         .write(big, OPEN, Instant::from_micros(u64::MAX - 1));
@@ -344,7 +360,7 @@ fn the_snapshot_carries_64_bit_values() {
 fn windowed_policies_and_slow_calls_go_through_the_lock() {
     let policy = CountWindow::<4>::new(Thresholds::new().failure_rate(Ratio::percent(50))).unwrap();
     let config = config(|c| c.slow_call_threshold(StdDuration::from_secs(1)));
-    let b: SharedBreaker<_, (), 4> = SharedBreaker::new(config, policy, ());
+    let b: SharedBreaker<_, Frozen, 4> = SharedBreaker::new(config, policy, Frozen);
     let mut outcomes = Vec::new();
     for (outcome, took) in [
         (Outcome::Failure, 0),
@@ -370,10 +386,10 @@ const CALLS: u32 = if cfg!(miri) { 100 } else { 5_000 };
 #[test]
 fn shared_across_threads() {
     use std::sync::Arc;
-    let b: Arc<SharedBreaker> = Arc::new(SharedBreaker::new(
+    let b: Arc<SharedBreaker<ConsecutiveFailures, Frozen>> = Arc::new(SharedBreaker::new(
         Config::DEFAULT,
         ConsecutiveFailures::new(1_000_000).unwrap(),
-        (),
+        Frozen,
     ));
     let handles: Vec<_> = (0..4)
         .map(|i| {
@@ -429,8 +445,11 @@ fn thin_manual_controls_and_accessors() {
 
 #[test]
 fn lock_free_counts_stay_lock_free_until_full() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        Frozen,
+    );
     let _ = run_shared(&b, Outcome::Success);
     let _ = run_shared(&b, Outcome::Success);
     assert_eq!(
@@ -444,7 +463,7 @@ fn lock_free_counts_stay_lock_free_until_full() {
 fn a_policy_that_does_not_say_successes_are_free_sees_every_success() {
     use crate::{ReadyToTrip, RunCounts};
     let policy = ReadyToTrip::new(|c: &RunCounts| c.successes >= 3);
-    let b: SharedBreaker<_, (), 4> = SharedBreaker::new(Config::DEFAULT, policy, ());
+    let b: SharedBreaker<_, Frozen, 4> = SharedBreaker::new(Config::DEFAULT, policy, Frozen);
     for _ in 0..3 {
         let p = b.try_acquire_at(secs(0)).result.unwrap();
         let _ = b.record_at(p, Outcome::Success, secs(0));
@@ -460,10 +479,10 @@ fn a_policy_that_does_not_say_successes_are_free_sees_every_success() {
 fn a_closed_permit_admitted_under_the_lock_is_counted_once() {
     // The race the stress test found: a call admitted by the state machine
     // (counted then) whose success arrives when successes are free.
-    let breaker = SharedBreaker::<ConsecutiveFailures, ()>::new(
+    let breaker = SharedBreaker::<ConsecutiveFailures, Frozen>::new(
         Config::DEFAULT,
         ConsecutiveFailures::new(3).unwrap(),
-        (),
+        Frozen,
     );
     // Publish "successes are free".
     let first = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
@@ -479,8 +498,11 @@ fn a_closed_permit_admitted_under_the_lock_is_counted_once() {
 
 #[test]
 fn disabled_and_metrics_only_admit_and_report_without_the_lock() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        Frozen,
+    );
     let _ = b.with_breaker(|m| m.disable_at(secs(0)));
     // Hold the lock: any locked path would now be refused.
     b.machine.with(|_| {
@@ -524,8 +546,11 @@ fn disabled_and_metrics_only_admit_and_report_without_the_lock() {
 
 #[test]
 fn a_stale_permit_of_a_disabled_breaker_counts_no_call() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        Frozen,
+    );
     let _ = b.with_breaker(|m| m.disable_at(secs(0)));
     let permit = b.try_acquire_at(secs(0)).result.unwrap();
     let _ = b.with_breaker(|m| m.release_at(secs(0)));
@@ -556,8 +581,11 @@ fn nothing_is_counted_while_disabled<S: Subject>() {
 
 #[test]
 fn one_clock_reading_of_instant_max_cannot_keep_the_shared_breaker_open() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(1).unwrap(),
+        Frozen,
+    );
     let p = b.try_acquire_at(Instant::MAX).result.unwrap();
     let _ = b.record_at(p, Outcome::Failure, Instant::MAX);
     // The deadline published is `Instant::MAX`: the lock-free path must not
@@ -572,8 +600,11 @@ fn one_clock_reading_of_instant_max_cannot_keep_the_shared_breaker_open() {
 
 #[test]
 fn a_lock_free_count_that_raced_a_reset_is_not_read_back() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        Frozen,
+    );
     let _ = run_shared(&b, Outcome::Success);
     let _ = run_shared(&b, Outcome::Success); // one lock-free success, epoch 0
     let _ = b.reset();
@@ -593,8 +624,11 @@ fn a_lock_free_count_that_raced_a_reset_is_not_read_back() {
 
 #[test]
 fn a_reader_that_keeps_meeting_a_write_asks_under_the_lock_instead_of_spinning() {
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        Frozen,
+    );
     let _ = run_shared(&b, Outcome::Success); // successes are free
     b.machine.with(|_| {
         // A writer preempted mid-write: the sequence number stays odd.
@@ -617,8 +651,11 @@ fn a_call_whose_breaker_changed_while_it_ran_is_not_settled_as_a_free_success() 
     // starts a failure run. The call's success must end that run (under
     // the lock), not pass as a free success: one failure after it does not
     // trip a breaker that trips at two.
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        Frozen,
+    );
     let _ = b.call(|| Ok::<_, ()>(())); // publishes that successes are free
     let _ = b.call(|| {
         let _ = b.call(|| Err::<(), _>(()));
@@ -639,8 +676,11 @@ fn a_call_whose_breaker_changed_while_it_ran_is_not_settled_as_a_free_success() 
 fn a_lock_free_call_reported_stale_counts_as_a_call_unless_a_reset_came_between() {
     // docs/semantics.md, "Lock-free admissions": counted as `Breaker`
     // counts every admission; a reset zeroed the counts it belonged to.
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(1).unwrap(),
+        Frozen,
+    );
     let before_trip = b.try_acquire_at(secs(0)).result.unwrap();
     let _ = run_shared(&b, Outcome::Failure); // trips
     assert!(b
@@ -663,8 +703,11 @@ fn a_lock_free_call_reported_stale_counts_as_a_call_unless_a_reset_came_between(
 fn a_lock_free_count_never_comes_back_when_the_epoch_tag_wraps() {
     // The counters tag their counts with 8 bits of the reset count: 256
     // resets later the tag is the same. Found by the `ops` fuzz target.
-    let b: SharedBreaker =
-        SharedBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap(), ());
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(2).unwrap(),
+        Frozen,
+    );
     let _ = run_shared(&b, Outcome::Success);
     let _ = run_shared(&b, Outcome::Success); // counted lock-free
     for _ in 0..256 {

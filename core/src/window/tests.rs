@@ -1,6 +1,7 @@
 use core::time::Duration as StdDuration;
 
 use super::*;
+use crate::time::Frozen;
 use crate::{
     Breaker, Config, ConsecutiveFailures, HalfOpenVerdict, Outcome, State, Transition,
     TransitionReason,
@@ -332,7 +333,7 @@ fn either_policy_trips_and_both_see_every_outcome() {
 #[test]
 fn breaker_reports_window_rates_only_from_the_minimum() {
     let policy = CountWindow::<10>::new(rate(80).minimum_calls(4)).unwrap();
-    let mut b: Breaker<_, (), 4> = Breaker::new(Config::DEFAULT, policy, ());
+    let mut b: Breaker<_, Frozen, 4> = Breaker::new(Config::DEFAULT, policy, Frozen);
     let t = Instant::ZERO;
     let mut outcomes = Vec::new();
     for outcome in [
@@ -360,8 +361,8 @@ fn breaker_reports_window_rates_only_from_the_minimum() {
 fn breaker_with_a_time_window_trips_on_a_success_and_empties_on_close() {
     let policy =
         TimeWindow::<10>::new(StdDuration::from_secs(1), rate(50).minimum_calls(2)).unwrap();
-    let mut b: Breaker<_, (), 4> = Breaker::new(Config::DEFAULT, policy, ());
-    let step = |b: &mut Breaker<_, (), 4>, outcome, s| {
+    let mut b: Breaker<_, Frozen, 4> = Breaker::new(Config::DEFAULT, policy, Frozen);
+    let step = |b: &mut Breaker<_, Frozen, 4>, outcome, s| {
         let p = b.try_acquire_at(Instant::from_secs(s)).result.unwrap();
         b.record_at(p, outcome, Instant::from_secs(s)).transition
     };
@@ -377,7 +378,10 @@ fn breaker_with_a_time_window_trips_on_a_success_and_empties_on_close() {
     );
 }
 
-fn rate_verdict_breaker(failure: u32, slow: Option<u32>) -> Breaker<ConsecutiveFailures, (), 4> {
+fn rate_verdict_breaker(
+    failure: u32,
+    slow: Option<u32>,
+) -> Breaker<ConsecutiveFailures, Frozen, 4> {
     let config = Config::builder()
         .max_probes(4)
         .successes_to_close(4)
@@ -388,7 +392,7 @@ fn rate_verdict_breaker(failure: u32, slow: Option<u32>) -> Breaker<ConsecutiveF
         })
         .build()
         .unwrap();
-    let mut b = Breaker::new(config, ConsecutiveFailures::new(1).unwrap(), ());
+    let mut b = Breaker::new(config, ConsecutiveFailures::new(1).unwrap(), Frozen);
     let p = b.try_acquire_at(Instant::ZERO).result.unwrap();
     let _ = b.record_at(p, Outcome::Failure, Instant::ZERO);
     b
@@ -397,7 +401,7 @@ fn rate_verdict_breaker(failure: u32, slow: Option<u32>) -> Breaker<ConsecutiveF
 /// Runs four probes at 5 s with the given outcomes and durations (s);
 /// returns the transitions they caused.
 fn probe(
-    b: &mut Breaker<ConsecutiveFailures, (), 4>,
+    b: &mut Breaker<ConsecutiveFailures, Frozen, 4>,
     probes: [(Outcome, u64); 4],
 ) -> Vec<Transition> {
     let start = Instant::from_secs(5);
@@ -486,7 +490,7 @@ fn thresholds_report_their_minimum() {
 fn a_time_windows_counts_reach_the_metrics() {
     let policy =
         TimeWindow::<4>::new(StdDuration::from_secs(1), rate(90).minimum_calls(2)).unwrap();
-    let mut b: Breaker<_, (), 4> = Breaker::new(Config::DEFAULT, policy, ());
+    let mut b: Breaker<_, Frozen, 4> = Breaker::new(Config::DEFAULT, policy, Frozen);
     for outcome in [Outcome::Failure, Outcome::Success] {
         let p = b.try_acquire_at(Instant::from_secs(1)).result.unwrap();
         let _ = b.record_at(p, outcome, Instant::from_secs(1));

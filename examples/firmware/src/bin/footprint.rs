@@ -120,7 +120,7 @@ mod guarded {
     pub type Guarded = breakerbox_core::Breaker<Policy, Time, HISTORY>;
     #[cfg(all(not(feature = "fixed"), not(feature = "shared")))]
     pub const fn breaker() -> Guarded {
-        breakerbox_core::Breaker::new(CONFIG, policy(), time())
+        breakerbox_core::Breaker::with_history(CONFIG, policy(), time())
     }
     #[cfg(all(feature = "fixed", not(feature = "shared")))]
     pub type Guarded =
