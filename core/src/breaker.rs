@@ -1124,9 +1124,9 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
 /// resource, one thread. `&mut self` throughout.
 ///
 /// - `P` decides when to trip ([`ConsecutiveFailures`] by default);
-/// - `C` tells the time ([`Clock`]); `()` is a clock that is never read, for
-///   breakers driven only by the `*_at` methods, which take the time as an
-///   argument (the pure state machine);
+/// - `C` tells the time ([`Clock`]); with [`NoClock`] (the default) the
+///   breaker is the pure state machine: it has only the `*_at` methods,
+///   which take the time as an argument;
 /// - `H` is how many transitions the history keeps (4 by default; 0 keeps
 ///   none and compiles none of its code);
 /// - `S` is where the configuration comes from: a [`Config`] value, or
