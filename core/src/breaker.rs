@@ -13,6 +13,7 @@ use crate::time::{Clock, Duration, Instant, NoClock};
 /// The breaker's state, without its data (see [`Phase`] for that).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum State {
     /// Calls flow; outcomes feed the trip policy.
     Closed,
@@ -52,6 +53,7 @@ impl fmt::Display for State {
 /// The probes of the half-open state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Probes {
     /// Probes admitted and not yet reported.
     pub in_flight: u32,
@@ -72,6 +74,7 @@ pub struct Probes {
 // A one-byte tag: matched on every call, so a 32-bit target should not
 // compare a wider one.
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Phase {
     /// See [`State::Closed`].
     Closed,
@@ -120,6 +123,7 @@ pub enum Outcome {
 /// Why a call was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum RejectReason {
     /// The breaker is open.
     Open,
@@ -391,6 +395,7 @@ impl fmt::Display for Transition {
 /// `u64::MAX`. Nothing is counted while [`State::Disabled`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Counts {
     /// Calls admitted. (A shared breaker's lock-free closed-state admissions
     /// are counted when they are reported: admitting writes nothing.)
@@ -415,8 +420,9 @@ impl Counts {
     /// ```
     /// use breakerbox_core::Counts;
     ///
-    /// let a = Counts { calls: 2, successes: 2, ..Counts::default() };
-    /// let b = Counts { calls: u64::MAX, rejected: 1, ..Counts::default() };
+    /// let (mut a, mut b) = (Counts::default(), Counts::default());
+    /// (a.calls, a.successes) = (2, 2);
+    /// (b.calls, b.rejected) = (u64::MAX, 1);
     /// let sum = a.saturating_add(b);
     /// assert_eq!((sum.calls, sum.successes, sum.rejected), (u64::MAX, 2, 1));
     /// ```
@@ -436,6 +442,7 @@ impl Counts {
 /// A snapshot of the breaker for dashboards and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Metrics {
     /// The current state.
     pub state: State,
@@ -457,6 +464,23 @@ pub struct Metrics {
     pub next_probe_at: Option<Instant>,
     /// Probes admitted in half-open and not yet reported.
     pub probes_in_flight: u32,
+}
+
+impl Default for Metrics {
+    /// The metrics of a breaker just made: closed, generation 0, nothing
+    /// counted, no rates, no time in state, no probe to wait for.
+    fn default() -> Self {
+        Metrics {
+            state: State::Closed,
+            generation: 0,
+            counts: Counts::default(),
+            failure_rate: None,
+            slow_rate: None,
+            time_in_state: Duration::ZERO,
+            next_probe_at: None,
+            probes_in_flight: 0,
+        }
+    }
 }
 
 /// The error of a call made through the breaker.

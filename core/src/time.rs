@@ -27,7 +27,7 @@ const MICROS_PER_SEC: u64 = 1_000_000;
 /// // A clock that stepped backwards gives zero, not a panic.
 /// assert_eq!(start.saturating_duration_since(later), Duration::ZERO);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Instant(u64);
 
@@ -41,7 +41,7 @@ pub struct Instant(u64);
 /// assert_eq!(d.saturating_mul(3), Duration::from_millis(15));
 /// assert_eq!(Duration::MAX.checked_add(d), None);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Duration(u64);
 
@@ -239,6 +239,20 @@ impl fmt::Display for Instant {
         f.write_str("t=")?;
         write_seconds(f, self.0)?;
         f.write_str("s")
+    }
+}
+
+impl fmt::Debug for Duration {
+    /// With its unit, as `Display` writes it: `Duration(1.5s)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Duration({self})")
+    }
+}
+
+impl fmt::Debug for Instant {
+    /// With its unit, as `Display` writes it: `Instant(t=12.5s)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Instant({self})")
     }
 }
 
@@ -925,6 +939,19 @@ impl<const NOM: u32, const DENOM: u32, F> defmt::Format for FugitClock<NOM, DENO
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_the_unit() {
+        extern crate std;
+        assert_eq!(
+            std::format!("{:?}", Duration::from_millis(1_500)),
+            "Duration(1.5s)"
+        );
+        assert_eq!(
+            std::format!("{:?}", Instant::from_micros(250)),
+            "Instant(t=0.00025s)"
+        );
+    }
 
     #[test]
     fn instant_arithmetic_saturates_and_checks() {

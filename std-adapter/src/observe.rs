@@ -27,6 +27,8 @@ fn state_code(state: State) -> usize {
         State::ForcedOpen => 3,
         State::Disabled => 4,
         State::MetricsOnly => 5,
+        // A state the core gains before this table does.
+        _ => STATES.len(),
     }
 }
 

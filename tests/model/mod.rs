@@ -383,15 +383,15 @@ fn add(a: u64, b: u64) -> u64 {
 }
 
 fn sum(a: Counts, b: Counts) -> Counts {
-    Counts {
-        calls: add(a.calls, b.calls),
-        successes: add(a.successes, b.successes),
-        failures: add(a.failures, b.failures),
-        slow: add(a.slow, b.slow),
-        ignored: add(a.ignored, b.ignored),
-        rejected: add(a.rejected, b.rejected),
-        stale: add(a.stale, b.stale),
-    }
+    let mut c = Counts::default();
+    c.calls = add(a.calls, b.calls);
+    c.successes = add(a.successes, b.successes);
+    c.failures = add(a.failures, b.failures);
+    c.slow = add(a.slow, b.slow);
+    c.ignored = add(a.ignored, b.ignored);
+    c.rejected = add(a.rejected, b.rejected);
+    c.stale = add(a.stale, b.stale);
+    c
 }
 
 fn one_of(field: fn(&mut Counts) -> &mut u64) -> Counts {
@@ -717,6 +717,7 @@ impl Model {
                     f
                 }
             }
+            other => unreachable!("the semantics table has no state {other:?}"),
         };
         self.push(fact)
     }
@@ -917,19 +918,19 @@ impl Model {
             }
             _ => None,
         };
-        Metrics {
-            state: p.state,
-            generation: p.generation,
-            counts: self.counts(),
-            failure_rate: window.map(|w| rate(w.1, w.0)),
-            slow_rate: window.map(|w| rate(w.2, w.0)),
-            time_in_state: Duration::from_micros(now.saturating_sub(p.entered)),
-            next_probe_at: next_probe_at.map(Instant::from_micros),
-            probes_in_flight: if p.state == State::HalfOpen {
-                p.in_flight as u32
-            } else {
-                0
-            },
-        }
+        let mut m = Metrics::default();
+        m.state = p.state;
+        m.generation = p.generation;
+        m.counts = self.counts();
+        m.failure_rate = window.map(|w| rate(w.1, w.0));
+        m.slow_rate = window.map(|w| rate(w.2, w.0));
+        m.time_in_state = Duration::from_micros(now.saturating_sub(p.entered));
+        m.next_probe_at = next_probe_at.map(Instant::from_micros);
+        m.probes_in_flight = if p.state == State::HalfOpen {
+            p.in_flight as u32
+        } else {
+            0
+        };
+        m
     }
 }
