@@ -391,6 +391,30 @@ impl fmt::Display for Transition {
     }
 }
 
+/// Logs `transition` through the `log` facade, at `info` for a trip or a
+/// reopening and `debug` otherwise, under the target `breakerbox`: a hook
+/// for the bus wrappers' [`on_transition`](crate::hal::BreakerI2c::on_transition),
+/// or for the transitions a breaker's answers carry. No allocation; no_std.
+///
+/// ```
+/// use breakerbox_core::{log_transition, Breaker, Config, ConsecutiveFailures, Instant, NoClock, Outcome};
+///
+/// let mut breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), NoClock);
+/// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
+/// if let Some(t) = breaker.record_at(permit, Outcome::Failure, Instant::ZERO).transition {
+///     log_transition(&t); // "closed -> open at t=0s (Tripped, generation 1)"
+/// }
+/// ```
+#[cfg(feature = "log")]
+pub fn log_transition(transition: &Transition) {
+    let level = if transition.to == State::Open {
+        log::Level::Info
+    } else {
+        log::Level::Debug
+    };
+    log::log!(target: "breakerbox", level, "{transition}");
+}
+
 /// Counters since the breaker was made or last reset; each saturates at
 /// `u64::MAX`. Nothing is counted while [`State::Disabled`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

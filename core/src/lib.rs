@@ -17,6 +17,8 @@ mod sync;
 mod time;
 mod window;
 
+#[cfg(feature = "log")]
+pub use breaker::log_transition;
 pub use breaker::{
     Admission, Breaker, CallError, Counts, Metrics, Outcome, Permit, Phase, Probes, RejectReason,
     Rejected, Report, ReportStatus, State, Transition, TransitionReason,
