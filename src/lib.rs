@@ -9,8 +9,8 @@ pub use breakerbox_core::*;
 
 #[cfg(feature = "std")]
 pub use breakerbox_std::{
-    Builder, Guard, MonotonicClock, Registry, RejectionListener, SharedManualClock, StdBreaker,
-    TransitionListener,
+    Guard, MonotonicClock, Registry, RejectionListener, SharedManualClock, StdBreaker,
+    StdBreakerBuilder, TransitionListener,
 };
 
 #[cfg(feature = "quanta")]

@@ -73,6 +73,14 @@ struct Listeners {
     on_rejection: Box<[RejectionListener]>,
 }
 
+// A breaker can be used again after a panic it caught, so a `StdBreaker`
+// may cross `catch_unwind`: every listener runs inside `catch_unwind`, and
+// the breaker never reads a listener's state, only calls it again. (What a
+// listener that panicked keeps in its own captures is its own affair, as
+// for any callback.)
+impl std::panic::UnwindSafe for Listeners {}
+impl std::panic::RefUnwindSafe for Listeners {}
+
 /// How a [`StdBreaker`] shares its [`SharedBreaker`] between threads. Each
 /// part is made when first needed, so a breaker nobody listens to, waits
 /// on or counts on from many threads stays small.
@@ -267,7 +275,7 @@ impl<P, C, const H: usize> Clone for StdBreaker<P, C, H> {
 
 /// Builds a [`StdBreaker`]: clock, name and listeners.
 #[must_use]
-pub struct Builder<P, C, const H: usize = 4> {
+pub struct StdBreakerBuilder<P, C, const H: usize = 4> {
     config: Config,
     policy: P,
     clock: C,
@@ -276,11 +284,11 @@ pub struct Builder<P, C, const H: usize = 4> {
     on_rejection: Vec<RejectionListener>,
 }
 
-impl<P: TripPolicy, C: Clock, const H: usize> Builder<P, C, H> {
+impl<P: TripPolicy, C: Clock, const H: usize> StdBreakerBuilder<P, C, H> {
     /// Reads time from `clock` instead (a [`SharedManualClock`](crate::SharedManualClock)
     /// in tests, say).
-    pub fn clock<C2: Clock>(self, clock: C2) -> Builder<P, C2, H> {
-        Builder {
+    pub fn clock<C2: Clock>(self, clock: C2) -> StdBreakerBuilder<P, C2, H> {
+        StdBreakerBuilder {
             config: self.config,
             policy: self.policy,
             clock,
@@ -291,8 +299,8 @@ impl<P: TripPolicy, C: Clock, const H: usize> Builder<P, C, H> {
     }
 
     /// Keeps the last `H2` transitions instead of 4.
-    pub fn history<const H2: usize>(self) -> Builder<P, C, H2> {
-        Builder {
+    pub fn history<const H2: usize>(self) -> StdBreakerBuilder<P, C, H2> {
+        StdBreakerBuilder {
             config: self.config,
             policy: self.policy,
             clock: self.clock,
@@ -359,8 +367,8 @@ impl<P: TripPolicy> StdBreaker<P> {
     }
 
     /// A builder, on the [`MonotonicClock`] until told otherwise.
-    pub fn builder(config: Config, policy: P) -> Builder<P, MonotonicClock> {
-        Builder {
+    pub fn builder(config: Config, policy: P) -> StdBreakerBuilder<P, MonotonicClock> {
+        StdBreakerBuilder {
             config,
             policy,
             clock: MonotonicClock,
@@ -442,12 +450,41 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         timeout: std::time::Duration,
         op: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, CallError<E>> {
-        let guard = self.acquire_waiting(timeout).map_err(CallError::Rejected)?;
-        let result = op();
-        guard.record(match result {
+        self.call_waiting_classified(timeout, op, |result| match result {
             Ok(_) => Outcome::Success,
             Err(_) => Outcome::Failure,
-        });
+        })
+    }
+
+    /// [`call_waiting`](Self::call_waiting) with `classify` deciding what
+    /// the result counts as, as [`call_classified`](Self::call_classified)
+    /// does.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use breakerbox_std::{Config, ConsecutiveFailures, Outcome, StdBreaker};
+    ///
+    /// let breaker = StdBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap());
+    /// let not_found = breaker.call_waiting_classified(
+    ///     Duration::from_secs(1),
+    ///     || Err::<(), u16>(404),
+    ///     |r| if matches!(r, Err(404)) { Outcome::Success } else { Outcome::Failure },
+    /// );
+    /// assert!(not_found.is_err()); // the 404 itself
+    /// assert_eq!(breaker.metrics().counts.successes, 1);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`call_waiting`](Self::call_waiting).
+    pub fn call_waiting_classified<T, E>(
+        &self,
+        timeout: std::time::Duration,
+        op: impl FnOnce() -> Result<T, E>,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+    ) -> Result<T, CallError<E>> {
+        let guard = self.acquire_waiting(timeout).map_err(CallError::Rejected)?;
+        let result = op();
+        guard.record(classify(&result));
         result.map_err(CallError::Inner)
     }
 
@@ -611,7 +648,7 @@ impl<P, C, const H: usize> fmt::Debug for StdBreaker<P, C, H> {
 /// };
 /// ```
 #[must_use = "report the outcome, or the call counts as ignored"]
-pub struct Guard<'a, P: TripPolicy, C: Clock, const H: usize> {
+pub struct Guard<'a, P: TripPolicy, C: Clock, const H: usize = 4> {
     breaker: &'a StdBreaker<P, C, H>,
     permit: Option<Permit>,
 }

@@ -11,7 +11,7 @@ mod observe;
 mod registry;
 mod sync;
 
-pub use breaker::{Builder, Guard, RejectionListener, StdBreaker, TransitionListener};
+pub use breaker::{Guard, RejectionListener, StdBreaker, StdBreakerBuilder, TransitionListener};
 pub use breakerbox_core::*;
 #[cfg(feature = "quanta")]
 pub use clock::{CoarseClock, CoarseClockError, QuantaClock};

@@ -43,6 +43,12 @@ pub(crate) struct Observer {
     counts: [metrics::Counter; 7],
 }
 
+// As the listeners (see `Listeners`): the breaker only hands values to its
+// metric handles and log macros, never reads them back, so a breaker that
+// caught a panic may be used again.
+impl std::panic::UnwindSafe for Observer {}
+impl std::panic::RefUnwindSafe for Observer {}
+
 impl Observer {
     pub(crate) fn new(name: String) -> Self {
         #[cfg(feature = "metrics")]

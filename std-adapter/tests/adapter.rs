@@ -455,3 +455,14 @@ fn debug_shows_the_published_state() {
     breaker.disable();
     assert!(format!("{breaker:?}").contains("disabled"), "{breaker:?}");
 }
+
+/// A `StdBreaker` crosses `catch_unwind` without `AssertUnwindSafe`: it is
+/// used again after a panic it caught (this fails to compile if it is not
+/// `RefUnwindSafe`).
+#[test]
+fn a_breaker_crosses_catch_unwind_and_works_after_the_panic() {
+    let (breaker, _clock) = manual(1, Config::DEFAULT);
+    let caught = std::panic::catch_unwind(|| breaker.call(|| -> Result<(), ()> { panic!("boom") }));
+    assert!(caught.is_err());
+    assert_eq!(breaker.state(), State::Open, "the panic counted as a failure");
+}
