@@ -6,6 +6,10 @@
 #![warn(missing_docs)]
 
 pub use breakerbox_core::*;
+/// `core::time::Duration` (std's `Duration`), which every API a service
+/// meets takes and returns. The core's own microsecond duration, for the
+/// `*_at` forms and the clocks, is [`time::Duration`].
+pub use core::time::Duration;
 
 #[cfg(feature = "std")]
 pub use breakerbox_std::{

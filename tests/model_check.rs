@@ -15,10 +15,10 @@ mod model;
 use std::sync::{Arc, Mutex};
 
 use breakerbox::{
-    Breaker, Config, ConsecutiveFailures, CountWindow, Counts, Duration, Fixed, FixedConfig,
-    HalfOpenVerdict, Instant, Jitter, Metrics, NoClock, Outcome, Permit, Ratio, ReadyToTrip,
-    RejectReason, Rejected, ReportStatus, RunCounts, SharedBreaker, SharedManualClock, State,
-    StdBreaker, Thresholds, TimeWindow, Transition, TransitionReason, TripPolicy,
+    Breaker, Config, ConsecutiveFailures, CountWindow, Counts, Fixed, FixedConfig, HalfOpenVerdict,
+    Instant, Jitter, Metrics, NoClock, Outcome, Permit, Ratio, ReadyToTrip, RejectReason, Rejected,
+    ReportStatus, RunCounts, SharedBreaker, SharedManualClock, State, StdBreaker, Thresholds,
+    TimeWindow, Transition, TransitionReason, TripPolicy,
 };
 use model::{Answer, Backoff, Model, Policy, Rules, Settings};
 use proptest::prelude::*;
@@ -525,7 +525,9 @@ fn admission<T, S: Subject<Ticket = T>>(got: &Result<T, Rejected>) -> Answer {
         },
         Err(r) => Answer::Rejected {
             reason: r.reason,
-            retry_after: r.retry_after.map(Duration::as_micros),
+            retry_after: r
+                .retry_after()
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
         },
     }
 }
@@ -1233,7 +1235,7 @@ impl<P: TripPolicy, F: FixedConfig, L: FixedConfig> Subject
         let lean = self.lean.metrics_at(at(now));
         let mut kept = full;
         kept.counts = Counts::default();
-        kept.time_in_state = Duration::ZERO;
+        kept.time_in_state = std::time::Duration::ZERO;
         assert_eq!(lean, kept, "the twins' metrics at {now}");
         assert_eq!(self.lean.history().count(), 0, "a history of none");
         assert_eq!(self.lean.poll_at(at(now)), self.full.poll_at(at(now)));

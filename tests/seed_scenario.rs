@@ -51,7 +51,9 @@ fn seed_scenario_threshold_3_timeout_5s() {
 
     // Open: rejected immediately, without calling the service, for 5 s.
     for wait_ms in [0, 1_000, 3_999] {
-        clock.set(Instant::from_secs(3).saturating_add(Duration::from_millis(wait_ms)));
+        clock.set(
+            Instant::from_secs(3).saturating_add(breakerbox::time::Duration::from_millis(wait_ms)),
+        );
         let mut called = false;
         let result = breaker.call(|| {
             called = true;
@@ -63,8 +65,8 @@ fn seed_scenario_threshold_3_timeout_5s() {
         assert!(!called);
         assert_eq!(rejected.reason, RejectReason::Open);
         assert_eq!(
-            rejected.retry_after,
-            Some(Duration::from_millis(5_000 - wait_ms))
+            rejected.retry_after(),
+            Some(std::time::Duration::from_millis(5_000 - wait_ms))
         );
         assert_eq!(breaker.state(), State::Open);
     }

@@ -149,17 +149,55 @@ pub enum RejectReason {
 /// breaker.record_at(permit, Outcome::Failure, Instant::ZERO);
 /// let rejected = breaker.try_acquire_at(Instant::from_secs(2)).result.unwrap_err();
 /// assert_eq!(rejected.reason, RejectReason::Open);
-/// assert_eq!(rejected.retry_after, Some(Duration::from_secs(3))); // 5 s open, 2 s gone
+/// assert_eq!(rejected.retry_after(), Some(core::time::Duration::from_secs(3))); // 5 s open, 2 s gone
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Rejected {
     /// Why.
     pub reason: RejectReason,
-    /// Exactly how long until the breaker admits a probe, when that is known:
-    /// `Some` when open, `None` when half-open is full (a slot frees when a
-    /// probe reports) or when forced open (until released).
-    pub retry_after: Option<Duration>,
+    /// See [`retry_after`](Self::retry_after): kept in the core's
+    /// microseconds, converted only when asked (a rejection is a hot path).
+    wait: Option<Duration>,
+}
+
+impl Rejected {
+    /// A rejection for `reason`, retryable after `retry_after` when that is
+    /// known: for adapters and tests that answer as a breaker would.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use breakerbox_core::{RejectReason, Rejected};
+    ///
+    /// let r = Rejected::new(RejectReason::Open, Some(Duration::from_millis(250)));
+    /// assert_eq!(r.retry_after(), Some(Duration::from_millis(250)));
+    /// ```
+    pub const fn new(reason: RejectReason, retry_after: Option<core::time::Duration>) -> Self {
+        let wait = match retry_after {
+            Some(d) => Some(Duration::from_core(d)),
+            None => None,
+        };
+        Rejected { reason, wait }
+    }
+
+    /// A rejection from the state machine, its wait in the core's units.
+    pub(crate) const fn waiting(reason: RejectReason, wait: Option<Duration>) -> Self {
+        Rejected { reason, wait }
+    }
+
+    /// Exactly how long until the breaker admits a probe, when that is
+    /// known: `Some` when open, `None` when half-open is full (a slot frees
+    /// when a probe reports) or when forced open (until released). A
+    /// `core::time::Duration` (`std::time::Duration`): sleep on it as it is.
+    pub fn retry_after(&self) -> Option<core::time::Duration> {
+        self.wait.map(Duration::to_core)
+    }
+
+    /// [`retry_after`](Self::retry_after) in the core's microsecond
+    /// [`Duration`], with no conversion (for firmware).
+    pub const fn retry_after_micros(&self) -> Option<Duration> {
+        self.wait
+    }
 }
 
 impl fmt::Display for Rejected {
@@ -173,7 +211,7 @@ impl fmt::Display for Rejected {
             RejectReason::Busy => "the circuit breaker is busy in the code this call interrupted",
         };
         f.write_str(why)?;
-        if let Some(d) = self.retry_after {
+        if let Some(d) = self.wait {
             write!(f, "; retry after {d}")?;
         }
         Ok(())
@@ -480,7 +518,7 @@ pub struct Metrics {
     /// Slow calls over calls in the policy's window, known as `failure_rate` is.
     pub slow_rate: Option<Ratio>,
     /// How long the breaker has been in this state.
-    pub time_in_state: Duration,
+    pub time_in_state: core::time::Duration,
     /// When the next probe can be admitted: the open deadline when open; now
     /// when half-open with a free slot (and its lease not over); `None`
     /// otherwise (closed states need no probe, forced open admits none, and a
@@ -500,7 +538,7 @@ impl Default for Metrics {
             counts: Counts::default(),
             failure_rate: None,
             slow_rate: None,
-            time_in_state: Duration::ZERO,
+            time_in_state: core::time::Duration::ZERO,
             next_probe_at: None,
             probes_in_flight: 0,
         }
@@ -546,7 +584,7 @@ impl<E> CallError<E> {
 /// assert_eq!(cause.to_string(), "an error occurred when formatting an argument");
 ///
 /// let rejected: CallError<core::fmt::Error> =
-///     CallError::Rejected(Rejected { reason: RejectReason::ForcedOpen, retry_after: None });
+///     CallError::Rejected(Rejected::new(RejectReason::ForcedOpen, None));
 /// assert_eq!(rejected.to_string(), "the circuit breaker is forced open");
 /// assert!(core::error::Error::source(&rejected).is_none());
 /// ```
@@ -797,10 +835,10 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
             return None;
         }
         self.tally(|c| &mut c.rejected);
-        Some(Rejected {
-            reason: RejectReason::Open,
-            retry_after: Some(until.saturating_duration_since(now)),
-        })
+        Some(Rejected::waiting(
+            RejectReason::Open,
+            Some(until.saturating_duration_since(now)),
+        ))
     }
 
     /// Closed, and neither admission nor a report needs the time: the
@@ -848,10 +886,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     ) -> Admission {
         self.tally(|c| &mut c.rejected);
         Admission {
-            result: Err(Rejected {
-                reason,
-                retry_after,
-            }),
+            result: Err(Rejected::waiting(reason, retry_after)),
             transition,
         }
     }
@@ -1158,9 +1193,9 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
             failure_rate: rate(|w| w.failures),
             slow_rate: rate(|w| w.slow),
             time_in_state: if S::METRICS {
-                now.saturating_duration_since(self.entered_at)
+                now.saturating_duration_since(self.entered_at).to_core()
             } else {
-                Duration::ZERO
+                core::time::Duration::ZERO
             },
             next_probe_at,
             probes_in_flight,

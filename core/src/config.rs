@@ -100,7 +100,7 @@ impl Ratio {
 /// division but it runs only when the breaker reopens, and it keeps the
 /// 64-bit division routines (about 1 KiB on Cortex-M) out of firmware.
 /// `d` must not be zero.
-const fn div_rem(n: u64, d: u32) -> (u64, u64) {
+pub(crate) const fn div_rem(n: u64, d: u32) -> (u64, u64) {
     let d = d as u64;
     let mut quotient = 0u64;
     let mut remainder = 0u64;

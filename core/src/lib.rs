@@ -14,7 +14,7 @@ mod policy;
 mod rng;
 mod shared;
 mod sync;
-mod time;
+pub mod time;
 mod window;
 
 #[cfg(feature = "log")]

@@ -756,10 +756,7 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing, Cfg: Settings> SharedBreaker<
         {
             return None;
         }
-        let rejected = Rejected {
-            reason: RejectReason::Open,
-            retry_after: Some(wait),
-        };
+        let rejected = Rejected::waiting(RejectReason::Open, Some(wait));
         self.sharing.rejected(&rejected);
         Some(rejected)
     }
@@ -804,10 +801,7 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing, Cfg: Settings> SharedBreaker<
             .counters
             .add(LockFreeEvent::Rejection, self.snapshot.read().epoch());
         Admission {
-            result: Err(Rejected {
-                reason: RejectReason::Busy,
-                retry_after: None,
-            }),
+            result: Err(Rejected::waiting(RejectReason::Busy, None)),
             transition: None,
         }
     }
@@ -1145,7 +1139,7 @@ fn metrics_unavailable(now: Instant) -> Metrics {
         counts: Counts::default(),
         failure_rate: None,
         slow_rate: None,
-        time_in_state: Duration::ZERO,
+        time_in_state: core::time::Duration::ZERO,
         next_probe_at: Some(now),
         probes_in_flight: 0,
     }

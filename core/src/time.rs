@@ -146,7 +146,17 @@ impl Duration {
 
     /// Converts to a [`core::time::Duration`] (always exact).
     pub const fn to_core(self) -> core::time::Duration {
-        core::time::Duration::from_micros(self.0)
+        #[cfg(target_pointer_width = "64")]
+        {
+            core::time::Duration::from_micros(self.0)
+        }
+        // On a 32-bit core a 64-bit division is a library routine of some
+        // hundred bytes; the shift-and-subtract one the backoff uses will do.
+        #[cfg(not(target_pointer_width = "64"))]
+        {
+            let (secs, micros) = crate::config::div_rem(self.0, MICROS_PER_SEC as u32);
+            core::time::Duration::new(secs, micros as u32 * 1_000)
+        }
     }
 
     /// The span in microseconds.
@@ -390,9 +400,10 @@ impl ManualClock {
         self.now.set(t);
     }
 
-    /// Moves the clock forwards by `d`, stopping at [`Instant::MAX`].
-    pub fn advance(&self, d: Duration) {
-        self.now.set(self.now.get().saturating_add(d));
+    /// Moves the clock forwards by `d` (a `core::time::Duration` or the
+    /// crate's [`Duration`]), stopping at [`Instant::MAX`].
+    pub fn advance(&self, d: impl Into<Duration>) {
+        self.now.set(self.now.get().saturating_add(d.into()));
     }
 }
 

@@ -24,7 +24,10 @@ fn a_breaker_on_embassy_time_opens_and_recovers_as_the_driver_moves() {
     driver.advance(embassy_time::Duration::from_millis(4_999));
     let rejected = breaker.try_acquire().into_result().unwrap_err();
     assert_eq!(rejected.reason, RejectReason::Open);
-    assert_eq!(rejected.retry_after, Some(Duration::from_millis(1)));
+    assert_eq!(
+        rejected.retry_after(),
+        Some(core::time::Duration::from_millis(1))
+    );
 
     driver.advance(embassy_time::Duration::from_millis(1));
     assert_eq!(

@@ -364,7 +364,7 @@ fn fixed_matches_runtime<K: FixedConfig, const H: usize>(policy: ConsecutiveFail
         let mut want = runtime.metrics_at(now);
         if !K::METRICS {
             want.counts = Counts::default();
-            want.time_in_state = Duration::ZERO;
+            want.time_in_state = std::time::Duration::ZERO;
         }
         assert_eq!(fixed.metrics_at(now), want, "{op:?}");
         if H == 0 {

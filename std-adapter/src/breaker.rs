@@ -514,15 +514,15 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
             // The moment the answer changes by itself: the open deadline,
             // or the end of the probe lease while half-open is full.
             let at = self.shared.clock().now();
-            let until = match rejected.retry_after {
+            let until = match rejected.retry_after() {
                 Some(retry) => Some(retry),
                 None => self
                     .shared
                     .poll_at(at)
-                    .map(|t| t.saturating_duration_since(at)),
+                    .map(|t| t.saturating_duration_since(at).to_core()),
             };
             if let Some(until) = until {
-                wait = wait.min(until.to_core());
+                wait = wait.min(until);
             }
             w.waiters.fetch_add(1, Ordering::SeqCst);
             {

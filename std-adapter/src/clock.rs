@@ -61,8 +61,10 @@ impl SharedManualClock {
         self.micros.store(t.as_micros(), Ordering::SeqCst);
     }
 
-    /// Moves every clone forwards by `d`, stopping at [`Instant::MAX`].
-    pub fn advance(&self, d: Duration) {
+    /// Moves every clone forwards by `d` (a `std::time::Duration` or the
+    /// core's `Duration`), stopping at [`Instant::MAX`].
+    pub fn advance(&self, d: impl Into<Duration>) {
+        let d: Duration = d.into();
         let _ = self
             .micros
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {

@@ -66,7 +66,7 @@ fn fast_paths_keep_counts_and_semantics() {
     clock.advance(Duration::from_secs(1));
     let r = breaker.try_acquire().unwrap_err();
     assert_eq!(r.reason, RejectReason::Open);
-    assert_eq!(r.retry_after, Some(Duration::from_secs(4)));
+    assert_eq!(r.retry_after(), Some(std::time::Duration::from_secs(4)));
     let m = breaker.metrics();
     assert_eq!(
         (
@@ -317,7 +317,7 @@ fn waiting_call_gives_up_on_timeout() {
     };
     assert_eq!(rejected.reason, RejectReason::Open);
     // Rejected, with the deadline still ahead: it gave up at its timeout.
-    assert!(rejected.retry_after.unwrap() > Duration::from_secs(9));
+    assert!(rejected.retry_after().unwrap() > std::time::Duration::from_secs(9));
     assert!(waited >= StdDuration::from_millis(60), "{waited:?}");
 }
 
@@ -464,5 +464,9 @@ fn a_breaker_crosses_catch_unwind_and_works_after_the_panic() {
     let (breaker, _clock) = manual(1, Config::DEFAULT);
     let caught = std::panic::catch_unwind(|| breaker.call(|| -> Result<(), ()> { panic!("boom") }));
     assert!(caught.is_err());
-    assert_eq!(breaker.state(), State::Open, "the panic counted as a failure");
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "the panic counted as a failure"
+    );
 }

@@ -169,7 +169,10 @@ fn one_clock_reading_of_instant_max_cannot_keep_the_breaker_open() {
     assert_eq!(breaker.state(), State::Open);
     clock.set(Instant::from_secs(10)); // the clock reads right again
     let rejected = breaker.try_acquire().unwrap_err();
-    assert_eq!(rejected.retry_after, Some(Duration::from_secs(5)));
+    assert_eq!(
+        rejected.retry_after(),
+        Some(std::time::Duration::from_secs(5))
+    );
     clock.advance(Duration::from_secs(5));
     assert!(breaker.call(|| Ok::<_, ()>(())).is_ok());
     assert_eq!(breaker.state(), State::Closed);

@@ -9,8 +9,7 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 use breakerbox::{
-    Counts, Duration, Instant, Metrics, Outcome, Ratio, RejectReason, State, Transition,
-    TransitionReason,
+    Counts, Instant, Metrics, Outcome, Ratio, RejectReason, State, Transition, TransitionReason,
 };
 
 /// Thresholds of a window policy, as plain numbers: `(numerator, denominator)`.
@@ -924,7 +923,7 @@ impl Model {
         m.counts = self.counts();
         m.failure_rate = window.map(|w| rate(w.1, w.0));
         m.slow_rate = window.map(|w| rate(w.2, w.0));
-        m.time_in_state = Duration::from_micros(now.saturating_sub(p.entered));
+        m.time_in_state = std::time::Duration::from_micros(now.saturating_sub(p.entered));
         m.next_probe_at = next_probe_at.map(Instant::from_micros);
         m.probes_in_flight = if p.state == State::HalfOpen {
             p.in_flight as u32

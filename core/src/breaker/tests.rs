@@ -89,7 +89,7 @@ fn open_rejects_with_exact_retry_after_until_the_deadline() {
             .result
             .unwrap_err();
         assert_eq!(r.reason, RejectReason::Open);
-        assert_eq!(r.retry_after, Some(Duration::from_micros(left)));
+        assert_eq!(r.retry_after(), Some(StdDuration::from_micros(left)));
     }
     assert_eq!(b.counts().rejected, 3);
     let a = b.try_acquire_at(secs(15));
@@ -116,13 +116,7 @@ fn half_open_admits_at_most_max_probes() {
         .map(|_| b.try_acquire_at(secs(5)).result.unwrap())
         .collect();
     let full = b.try_acquire_at(secs(5)).result.unwrap_err();
-    assert_eq!(
-        full,
-        Rejected {
-            reason: RejectReason::HalfOpenFull,
-            retry_after: None
-        }
-    );
+    assert_eq!(full, Rejected::new(RejectReason::HalfOpenFull, None));
     assert_eq!(b.metrics_at(secs(5)).probes_in_flight, 3);
     assert_eq!(b.metrics_at(secs(5)).next_probe_at, None);
     // A report frees a slot.
@@ -229,10 +223,7 @@ fn unreported_probe_fails_when_its_lease_ends() {
     );
     assert_eq!(
         a.result.unwrap_err(),
-        Rejected {
-            reason: RejectReason::Open,
-            retry_after: Some(Duration::from_secs(5))
-        }
+        Rejected::new(RejectReason::Open, Some(StdDuration::from_secs(5)))
     );
     // The lost permit, found at last, is stale.
     assert!(b.record_at(lost, Outcome::Success, secs(16)).is_stale());
@@ -346,13 +337,7 @@ fn forced_open_rejects_until_released() {
     assert_eq!(b.force_open_at(secs(1)), None);
     for at in [secs(2), secs(1_000_000)] {
         let r = b.try_acquire_at(at).result.unwrap_err();
-        assert_eq!(
-            r,
-            Rejected {
-                reason: RejectReason::ForcedOpen,
-                retry_after: None
-            }
-        );
+        assert_eq!(r, Rejected::new(RejectReason::ForcedOpen, None));
     }
     let t = b.release_at(secs(3)).unwrap();
     assert_eq!(
@@ -582,7 +567,7 @@ fn backwards_clock_delays_but_never_trips_or_closes() {
     // The clock steps back: the probe is delayed, but never by more than
     // one open duration from the new reading, and the rejection says so.
     let r = b.try_acquire_at(secs(50)).result.unwrap_err();
-    assert_eq!(r.retry_after, Some(Duration::from_secs(5)));
+    assert_eq!(r.retry_after(), Some(StdDuration::from_secs(5)));
     assert_eq!(b.state(), State::Open);
     assert!(b.try_acquire_at(secs(54)).result.is_err());
     let probe = b.try_acquire_at(secs(55)).result.unwrap();
@@ -595,7 +580,7 @@ fn backwards_clock_delays_but_never_trips_or_closes() {
         State::Closed,
         "the probe's own success closes it"
     );
-    assert_eq!(b.metrics_at(secs(0)).time_in_state, Duration::ZERO);
+    assert_eq!(b.metrics_at(secs(0)).time_in_state, StdDuration::ZERO);
 }
 
 #[test]
@@ -621,7 +606,7 @@ fn one_clock_reading_of_instant_max_cannot_keep_the_breaker_open() {
     assert_eq!(until(&b), Instant::MAX);
     // The clock reads right again: at most one open duration (5 s) to wait.
     let r = b.try_acquire_at(secs(10)).result.unwrap_err();
-    assert_eq!(r.retry_after, Some(Duration::from_secs(5)));
+    assert_eq!(r.retry_after(), Some(StdDuration::from_secs(5)));
     assert_eq!(b.poll_at(secs(10)), Some(secs(15)));
     let probe = b.try_acquire_at(secs(15)).result.expect("a probe, 5 s on");
     let _ = b.record_at(probe, Outcome::Success, secs(15));
@@ -641,8 +626,8 @@ fn one_clock_reading_of_instant_max_cannot_keep_the_breaker_open() {
     );
     let r = b.try_acquire_at(end).result.unwrap_err();
     assert_eq!(
-        r.retry_after,
-        Some(Duration::from_secs(5)),
+        r.retry_after(),
+        Some(StdDuration::from_secs(5)),
         "lease over: open again"
     );
     assert!(b.record_at(probe, Outcome::Success, end).is_stale());
@@ -679,7 +664,7 @@ fn metrics_report_state_time_and_next_probe() {
     let _ = run(&mut b, Outcome::Success, secs(1));
     let m = b.metrics_at(secs(4));
     assert_eq!(m.state, State::Closed);
-    assert_eq!(m.time_in_state, Duration::from_secs(4));
+    assert_eq!(m.time_in_state, StdDuration::from_secs(4));
     assert_eq!(m.next_probe_at, None);
     assert_eq!(
         (m.failure_rate, m.slow_rate),
@@ -689,7 +674,7 @@ fn metrics_report_state_time_and_next_probe() {
     trip(&mut b, 1, secs(10));
     let m = b.metrics_at(secs(12));
     assert_eq!((m.state, m.generation), (State::Open, 1));
-    assert_eq!(m.time_in_state, Duration::from_secs(2));
+    assert_eq!(m.time_in_state, StdDuration::from_secs(2));
     assert_eq!(m.next_probe_at, Some(secs(15)));
     assert_eq!(
         (m.counts.calls, m.counts.successes, m.counts.failures),
@@ -793,23 +778,14 @@ fn call_classified_can_ignore_and_count_errors_as_success() {
 #[test]
 fn errors_display_and_chain() {
     use std::string::ToString;
-    let r = Rejected {
-        reason: RejectReason::Open,
-        retry_after: Some(Duration::from_millis(1_500)),
-    };
+    let r = Rejected::new(RejectReason::Open, Some(StdDuration::from_millis(1_500)));
     assert_eq!(
         r.to_string(),
         "the circuit breaker is open; retry after 1.5s"
     );
-    let full = Rejected {
-        reason: RejectReason::HalfOpenFull,
-        retry_after: None,
-    };
+    let full = Rejected::new(RejectReason::HalfOpenFull, None);
     assert!(full.to_string().contains("half-open"));
-    let busy = Rejected {
-        reason: RejectReason::Busy,
-        retry_after: None,
-    };
+    let busy = Rejected::new(RejectReason::Busy, None);
     assert!(busy
         .to_string()
         .contains("busy in the code this call interrupted"));
@@ -893,7 +869,7 @@ fn thin_methods_read_the_breakers_clock() {
     assert_eq!(b.disable().unwrap().to, State::Disabled);
     assert_eq!(b.metrics_only().unwrap().to, State::MetricsOnly);
     assert_eq!(b.reset().at, secs(4));
-    assert_eq!(b.metrics().time_in_state, Duration::ZERO);
+    assert_eq!(b.metrics().time_in_state, StdDuration::ZERO);
     assert_eq!(b.clock().now(), secs(4));
     assert_eq!(b.config(), &Config::DEFAULT);
 }
@@ -909,11 +885,7 @@ fn permits_and_reports_say_what_they_are() {
     assert!(!report.is_stale());
     assert!(!CallError::<()>::Inner(()).is_rejected());
     assert_eq!(
-        CallError::<()>::Rejected(Rejected {
-            reason: RejectReason::Open,
-            retry_after: None
-        })
-        .into_inner(),
+        CallError::<()>::Rejected(Rejected::new(RejectReason::Open, None)).into_inner(),
         None
     );
 }

@@ -4,7 +4,7 @@ use core::time::Duration as StdDuration;
 
 use super::*;
 use crate::time::Frozen;
-use crate::{ConfigBuilder, CountWindow, Duration, Ratio, Thresholds, TransitionReason};
+use crate::{ConfigBuilder, CountWindow, Ratio, Thresholds, TransitionReason};
 
 extern crate std;
 use std::vec::Vec;
@@ -110,10 +110,7 @@ fn trips_at_threshold_then_rejects_then_probes<S: Subject>() {
     let r = b.acquire(secs(4)).result.unwrap_err();
     assert_eq!(
         r,
-        Rejected {
-            reason: RejectReason::Open,
-            retry_after: Some(Duration::from_secs(3))
-        }
+        Rejected::new(RejectReason::Open, Some(StdDuration::from_secs(3)))
     );
     let a = b.acquire(secs(7));
     assert_eq!(a.transition.unwrap().to, State::HalfOpen);
@@ -162,8 +159,8 @@ fn probe_lease_expires<S: Subject>() {
         TransitionReason::ProbeLeaseExpired
     );
     assert_eq!(
-        a.result.unwrap_err().retry_after,
-        Some(Duration::from_secs(5))
+        a.result.unwrap_err().retry_after(),
+        Some(StdDuration::from_secs(5))
     );
     assert!(b.report(lost, Outcome::Success, secs(16)).is_stale());
 }
@@ -283,8 +280,8 @@ fn an_open_breaker_rejects_a_call_without_the_lock() {
             panic!("an open breaker rejects")
         };
         assert_eq!(
-            (r.reason, r.retry_after),
-            (RejectReason::Open, Some(Duration::from_secs(4)))
+            (r.reason, r.retry_after()),
+            (RejectReason::Open, Some(StdDuration::from_secs(4)))
         );
     });
     assert_eq!(b.metrics().counts.rejected, 1);
@@ -301,9 +298,9 @@ fn open_rejections_take_no_lock() {
     b.machine.with(|_| {
         // The whole open duration ahead (as far as a deadline may lie).
         let r = b.try_acquire_at(secs(0)).result.unwrap_err();
-        assert_eq!(r.retry_after, Some(Duration::from_secs(5)));
+        assert_eq!(r.retry_after(), Some(StdDuration::from_secs(5)));
         let r = b.try_acquire_at(secs(1)).result.unwrap_err();
-        assert_eq!(r.retry_after, Some(Duration::from_secs(4)));
+        assert_eq!(r.retry_after(), Some(StdDuration::from_secs(4)));
         // At the deadline the lock is needed: refused while re-entered.
         assert_eq!(
             b.try_acquire_at(secs(5)).result.unwrap_err().reason,
@@ -591,9 +588,13 @@ fn one_clock_reading_of_instant_max_cannot_keep_the_shared_breaker_open() {
     // The deadline published is `Instant::MAX`: the lock-free path must not
     // reject on it, the lock pulls it back to one open duration from now.
     let r = b.try_acquire_at(secs(10)).result.unwrap_err();
-    assert_eq!(r.retry_after, Some(Duration::from_secs(5)));
+    assert_eq!(r.retry_after(), Some(StdDuration::from_secs(5)));
     let r = b.try_acquire_at(secs(11)).result.unwrap_err();
-    assert_eq!(r.retry_after, Some(Duration::from_secs(4)), "now lock-free");
+    assert_eq!(
+        r.retry_after(),
+        Some(StdDuration::from_secs(4)),
+        "now lock-free"
+    );
     assert_eq!(b.poll_at(secs(11)), Some(secs(15)));
     assert!(b.try_acquire_at(secs(15)).result.is_ok());
 }
@@ -638,7 +639,7 @@ fn a_reader_that_keeps_meeting_a_write_asks_under_the_lock_instead_of_spinning()
         // the writer): refused with its own reason, not a spin for ever.
         let r = b.try_acquire_at(secs(0)).result.unwrap_err();
         assert_eq!(r.reason, RejectReason::Busy);
-        assert_eq!(r.retry_after, None);
+        assert_eq!(r.retry_after(), None);
         assert_eq!(b.generation(), 0, "the getters answer too");
         b.snapshot.seq.fetch_add(1, Ordering::Relaxed);
     });

@@ -313,8 +313,8 @@ fn main() -> ! {
     let exact = match fast {
         Err(HalError::Rejected(r)) => {
             r.reason == RejectReason::Open
-                && r.retry_after
-                    .is_some_and(|d| d <= Duration::from_millis(20))
+                && r.retry_after()
+                    .is_some_and(|d| d <= core::time::Duration::from_millis(20))
         }
         _ => false,
     };
@@ -329,15 +329,17 @@ fn main() -> ! {
     let probe = sensor.read(0x48, &mut reading);
     let reopened = BREAKER.last_transition();
     let retry = match sensor.read(0x48, &mut reading) {
-        Err(HalError::Rejected(r)) => r.retry_after,
+        Err(HalError::Rejected(r)) => r.retry_after(),
         _ => None,
     };
     checks.check(
         "failed probe reopens with a doubled open time",
         probe.is_err()
             && reopened.map(|t| t.reason) == Some(TransitionReason::ProbeFailed)
-            && retry
-                .is_some_and(|d| d > Duration::from_millis(20) && d <= Duration::from_millis(40)),
+            && retry.is_some_and(|d| {
+                d > core::time::Duration::from_millis(20)
+                    && d <= core::time::Duration::from_millis(40)
+            }),
     );
 
     // 6. Plugged back in: the next probe closes it.
