@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The README's benchmark tables, from criterion's output: never typed by hand.
+"""The benchmark tables of docs/performance.md, from criterion's output: never typed by hand.
 
     bash benches/run.sh                  # three runs of the benches, then this
     python3 benches/report.py            # collect target/criterion into
@@ -24,7 +24,7 @@ from datetime import date
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRITERION = os.path.join(ROOT, "target", "criterion")
 RESULTS = os.path.join(ROOT, "benches", "results.json")
-README = os.path.join(ROOT, "README.md")
+README = os.path.join(ROOT, "docs", "performance.md")
 BEGIN, END = "<!-- bench -->", "<!-- /bench -->"
 COMMAND = "bash benches/run.sh"
 
@@ -212,8 +212,8 @@ def main():
         with open(RESULTS) as f:
             results = json.load(f)
         if splice(readme, render(results)) != readme:
-            sys.exit("README's benchmark tables are stale: run `python3 benches/report.py`")
-        print("README benchmark tables match benches/results.json")
+            sys.exit("docs/performance.md's benchmark tables are stale: run `python3 benches/report.py`")
+        print("docs/performance.md's benchmark tables match benches/results.json")
         return
     results = collect()
     with open(RESULTS, "w") as f:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Three runs of the benchmarks, each saved as a criterion baseline, then the
-# README's tables from the median of the three (see benches/report.py).
+# the tables of docs/performance.md from the median of the three (see benches/report.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for run in 1 2 3; do

@@ -1,8 +1,9 @@
-//! Prints the `size_of` tables of the README (generated, never typed by hand),
-//! with the heap a `StdBreaker` takes, measured by a counting allocator.
+//! Prints the `size_of` tables of `docs/sizes.md` and `docs/policies.md`
+//! (generated, never typed by hand), with the heap a `StdBreaker` takes,
+//! measured by a counting allocator.
 //!
-//! `cargo run --example sizes` prints them; `cargo run --example sizes -- --update-readme`
-//! rewrites the README's tables in place. A test checks the README is current.
+//! `cargo run --example sizes` prints them; `cargo run --example sizes -- --update-docs`
+//! rewrites the tables in place. A test checks the pages are current.
 
 use core::mem::size_of;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -254,28 +255,33 @@ fn bytes<T>() -> String {
     size_of::<T>().to_string()
 }
 
-/// The README with the generated section `name` replaced by `table`.
-pub fn with_table(readme: &str, name: &str, table: &str) -> Option<String> {
+/// `page` with the generated section `name` replaced by `table`.
+pub fn with_table(page: &str, name: &str, table: &str) -> Option<String> {
     let start_marker = format!("<!-- {name}:start -->\n");
     let end_marker = format!("<!-- {name}:end -->");
-    let start = readme.find(&start_marker)? + start_marker.len();
-    let end = readme[start..].find(&end_marker)? + start;
-    Some(format!("{}{}{}", &readme[..start], table, &readme[end..]))
+    let start = page.find(&start_marker)? + start_marker.len();
+    let end = page[start..].find(&end_marker)? + start;
+    Some(format!("{}{}{}", &page[..start], table, &page[end..]))
 }
 
-/// The README with every generated section brought up to date.
-pub fn updated_readme(readme: &str) -> Option<String> {
-    let readme = with_table(readme, "sizes", &table())?;
-    with_table(&readme, "policies", &policy_table())
+/// The generated tables: (the page under `docs/`, the marker, the table).
+pub fn tables() -> [(&'static str, &'static str, String); 2] {
+    [
+        ("docs/sizes.md", "sizes", table()),
+        ("docs/policies.md", "policies", policy_table()),
+    ]
 }
 
-#[allow(dead_code)] // also compiled into the README test, which has its own main
+#[allow(dead_code)] // also compiled into the docs test, which has its own main
 fn main() {
-    if std::env::args().any(|a| a == "--update-readme") {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-        let readme = std::fs::read_to_string(path).expect("README.md is readable");
-        let updated = updated_readme(&readme).expect("README.md has the markers of every table");
-        std::fs::write(path, updated).expect("README.md is writable");
+    let update = std::env::args().any(|a| a == "--update-docs");
+    for (page, marker, table) in tables() {
+        if update {
+            let path = format!("{}/{page}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).expect("the page is readable");
+            let updated = with_table(&text, marker, &table).expect("the page has its markers");
+            std::fs::write(&path, updated).expect("the page is writable");
+        }
+        println!("{table}");
     }
-    print!("{}\n{}", table(), policy_table());
 }

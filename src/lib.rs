@@ -19,3 +19,21 @@ pub use breakerbox_std::{
 
 #[cfg(feature = "quanta")]
 pub use breakerbox_std::{CoarseClock, CoarseClockError, QuantaClock};
+
+/// The pages under `docs/`, compiled as doctests: every code block in the
+/// documentation compiles and runs.
+#[cfg(doctest)]
+mod docs {
+    #[doc = include_str!("../docs/design.md")]
+    struct Design;
+    #[doc = include_str!("../docs/performance.md")]
+    struct Performance;
+    #[doc = include_str!("../docs/policies.md")]
+    struct Policies;
+    #[doc = include_str!("../docs/semantics.md")]
+    struct Semantics;
+    #[doc = include_str!("../docs/sizes.md")]
+    struct Sizes;
+    #[doc = include_str!("../docs/testing.md")]
+    struct Testing;
+}

@@ -1,20 +1,26 @@
-//! The README's generated parts are current.
+//! The generated parts of the docs are current.
 
 #[path = "../examples/sizes.rs"]
 mod sizes;
 
 #[test]
-fn readme_generated_tables_are_current() {
+fn generated_tables_in_the_docs_are_current() {
     // In the same test, so nothing else allocates while the heap is measured.
     let (built, _) = sizes::std_breaker_heap();
     assert!(
         built <= 512,
         "a StdBreaker takes {built} B of heap before any thread counts on it"
     );
-    let readme = include_str!("../README.md");
-    let expected = sizes::updated_readme(readme).expect("README has the markers of every table");
-    assert!(
-        readme == expected,
-        "README's generated tables are out of date: run `cargo run --example sizes -- --update-readme`"
-    );
+    let pages = [
+        ("docs/sizes.md", include_str!("../docs/sizes.md")),
+        ("docs/policies.md", include_str!("../docs/policies.md")),
+    ];
+    for ((page, marker, table), (name, text)) in sizes::tables().into_iter().zip(pages) {
+        assert_eq!(page, name);
+        let expected = sizes::with_table(text, marker, &table).expect("the page has its markers");
+        assert!(
+            text == expected,
+            "{page}'s generated tables are out of date: run `cargo run --example sizes -- --update-docs`"
+        );
+    }
 }

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Measures what the breaker costs in firmware and writes the README's table.
+"""Measures what the breaker costs in firmware and writes the table in docs/sizes.md.
 
 Builds the `footprint` binary (opt-level "s", LTO) without a breaker and with
 each variant, for thumbv7em-none-eabihf and thumbv6m-none-eabi, reads the
-section sizes from the ELF files, and writes the differences to the README
+section sizes from the ELF files, and writes the differences to docs/sizes.md
 between its `firmware-size` markers.
 
     python3 examples/firmware/footprint.py          # print the table
-    python3 examples/firmware/footprint.py --write  # and update README.md
-    python3 examples/firmware/footprint.py --check  # fail if README.md is stale (CI)
+    python3 examples/firmware/footprint.py --write  # and update docs/sizes.md
+    python3 examples/firmware/footprint.py --check  # fail if docs/sizes.md is stale (CI)
 
 Every mode fails if a variant links a 64-bit division it must not, or adds
 more `.text` than its limit (the compile-time breaker: 512 B).
@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-README = HERE.parent.parent / "README.md"
+README = HERE.parent.parent / "docs" / "sizes.md"
 TARGETS = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"]
 BASELINE = ("no breaker", ["--no-default-features"])
 # (label, cargo flags, whether it may link a 64-bit division, the most
@@ -102,7 +102,7 @@ def measure(target: str, flags: list) -> tuple:
 
 
 def table() -> tuple:
-    """(the README's table, the faults: variants that link a 64-bit division
+    """(the table, the faults: variants that link a 64-bit division
     they must not, or add more `.text` than their limit)."""
     faults = []
     base = {t: measure(t, BASELINE[1]) for t in TARGETS}
@@ -140,7 +140,7 @@ def main() -> None:
     if "--write" in sys.argv:
         README.write_text(readme[:start] + text + readme[end:])
     elif "--check" in sys.argv and readme[start:end] != text:
-        sys.exit("README.md's firmware size table is stale: run python3 examples/firmware/footprint.py --write")
+        sys.exit("docs/sizes.md's firmware size table is stale: run python3 examples/firmware/footprint.py --write")
 
 
 if __name__ == "__main__":

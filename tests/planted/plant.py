@@ -5,7 +5,7 @@ each, to show which checks catch which bug.
     python3 tests/planted/plant.py                 # every bug, every layer
     python3 tests/planted/plant.py --bugs seqlock  # bugs whose name has "seqlock"
     python3 tests/planted/plant.py --layers loom-core,loom-std
-    python3 tests/planted/plant.py --write         # also write results.json and the README table
+    python3 tests/planted/plant.py --write         # also write results.json and the table in docs/testing.md
     python3 tests/planted/plant.py --merge other/results.json   # fold in another run, rewrite the table
 
 A layer that runs past `--timeout` counts as "timed out", not as a catch.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tests" / "planted" / "results.json"
-README = ROOT / "README.md"
+README = ROOT / "docs" / "testing.md"
 BEGIN, END = "<!-- planted -->", "<!-- /planted -->"
 
 SHARED = "core/src/shared.rs"
@@ -179,7 +179,7 @@ def write_readme(results):
 
 def save(results):
     """Merges `results` into results.json (a newer verdict of a layer
-    replaces the older one) and writes the README table from it."""
+    replaces the older one) and writes the table in docs/testing.md from it."""
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     merged = {r["bug"]: r for r in old}
     for r in results:
@@ -199,7 +199,7 @@ def main():
     ap.add_argument("--bugs", default="", help="only bugs whose name contains this")
     ap.add_argument("--layers", default="", help="comma-separated layer names")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per layer run")
-    ap.add_argument("--write", action="store_true", help="write results.json and the README table")
+    ap.add_argument("--write", action="store_true", help="write results.json and the table in docs/testing.md")
     ap.add_argument("--merge", help="another run's results.json to fold in (runs nothing)")
     ap.add_argument("--skip-baseline", action="store_true",
                     help="do not first check that each layer passes unplanted")
@@ -214,7 +214,7 @@ def main():
     dirty = [line for line in subprocess.run(
                  ["git", "status", "--porcelain", "--untracked-files=no"],
                  cwd=ROOT, capture_output=True, text=True).stdout.splitlines()
-             if not line.endswith(("README.md", "tests/planted/results.json", ".proptest-regressions"))]
+             if not line.endswith(("docs/testing.md", "tests/planted/results.json", ".proptest-regressions"))]
     if dirty:
         sys.exit("commit or stash your changes first: the script rewrites source files")
 
