@@ -97,7 +97,7 @@ impl<P: TripPolicy, const H: usize, S: breakerbox::Settings> Subject for Breaker
         let t = match to {
             State::ForcedOpen => self.force_open_at(at(now)),
             State::Disabled => self.disable_at(at(now)),
-            State::MetricsOnly => self.metrics_only_at(at(now)),
+            State::MetricsOnly => self.measure_only_at(at(now)),
             _ => self.release_at(at(now)),
         };
         t.into_iter().collect()
@@ -116,7 +116,7 @@ impl<P: TripPolicy> Subject for SharedBreaker<P, NoClock, 4> {
         let t = self.with_breaker(|b| match to {
             State::ForcedOpen => b.force_open_at(at(now)),
             State::Disabled => b.disable_at(at(now)),
-            State::MetricsOnly => b.metrics_only_at(at(now)),
+            State::MetricsOnly => b.measure_only_at(at(now)),
             _ => b.release_at(at(now)),
         });
         t.flatten().into_iter().collect()
@@ -179,7 +179,7 @@ impl<'a, P: TripPolicy> Subject for StdSubject<'a, P> {
         let _ = match to {
             State::ForcedOpen => self.breaker.force_open(),
             State::Disabled => self.breaker.disable(),
-            State::MetricsOnly => self.breaker.metrics_only(),
+            State::MetricsOnly => self.breaker.measure_only(),
             _ => self.breaker.release(),
         };
         self.heard()

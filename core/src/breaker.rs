@@ -394,7 +394,7 @@ pub enum TransitionReason {
     ForcedOpen,
     /// Manual: [`Breaker::disable`].
     Disabled,
-    /// Manual: [`Breaker::metrics_only`].
+    /// Manual: [`Breaker::measure_only`].
     MetricsOnly,
     /// Manual: [`Breaker::release`] back to closed.
     Released,
@@ -1346,8 +1346,8 @@ impl<P: TripPolicy, C, const H: usize, S: Settings> Breaker<P, C, H, S> {
             .enter_manual(Phase::Disabled, TransitionReason::Disabled, now)
     }
 
-    /// [`metrics_only`](Self::metrics_only) at `now`.
-    pub fn metrics_only_at(&mut self, now: Instant) -> Option<Transition> {
+    /// [`measure_only`](Self::measure_only) at `now`.
+    pub fn measure_only_at(&mut self, now: Instant) -> Option<Transition> {
         self.machine
             .enter_manual(Phase::MetricsOnly, TransitionReason::MetricsOnly, now)
     }
@@ -1590,11 +1590,12 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
         self.disable_at(self.clock.now())
     }
 
-    /// Permits every call and records outcomes (the policy starts afresh),
-    /// but never trips, until [`release`](Self::release); `None` if already
-    /// metrics-only.
-    pub fn metrics_only(&mut self) -> Option<Transition> {
-        self.metrics_only_at(self.clock.now())
+    /// Enters [`State::MetricsOnly`]: permits every call and records
+    /// outcomes (the policy starts afresh), but never trips, until
+    /// [`release`](Self::release); `None` if already metrics-only. (An
+    /// action, named as one beside the getter [`metrics`](Self::metrics).)
+    pub fn measure_only(&mut self) -> Option<Transition> {
+        self.measure_only_at(self.clock.now())
     }
 
     /// Leaves a manual state (forced open, disabled, metrics-only) for

@@ -969,9 +969,10 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
         self.manual(|m, now| m.disable_at(now))
     }
 
-    /// Permits and records every call, never trips, until [`release`](Self::release).
-    pub fn metrics_only(&self) -> Option<Transition> {
-        self.manual(|m, now| m.metrics_only_at(now))
+    /// Enters [`State::MetricsOnly`]: permits and records every call, never
+    /// trips, until [`release`](Self::release).
+    pub fn measure_only(&self) -> Option<Transition> {
+        self.manual(|m, now| m.measure_only_at(now))
     }
 
     /// Back to closed from a manual state.

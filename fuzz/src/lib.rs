@@ -216,14 +216,14 @@ pub fn ops(data: &[u8]) {
                 let a = match op {
                     Op::ForceOpen => single.force_open_at(now),
                     Op::Disable => single.disable_at(now),
-                    Op::MetricsOnly => single.metrics_only_at(now),
+                    Op::MetricsOnly => single.measure_only_at(now),
                     _ => single.release_at(now),
                 };
                 let b = shared
                     .with_breaker(|m| match op {
                         Op::ForceOpen => m.force_open_at(now),
                         Op::Disable => m.disable_at(now),
-                        Op::MetricsOnly => m.metrics_only_at(now),
+                        Op::MetricsOnly => m.measure_only_at(now),
                         _ => m.release_at(now),
                     })
                     .flatten();
@@ -356,7 +356,7 @@ fn fixed_matches_runtime<K: FixedConfig, const H: usize>(policy: ConsecutiveFail
             Op::ForceOpen => assert_eq!(fixed.force_open_at(now), runtime.force_open_at(now)),
             Op::Disable => assert_eq!(fixed.disable_at(now), runtime.disable_at(now)),
             Op::MetricsOnly => {
-                assert_eq!(fixed.metrics_only_at(now), runtime.metrics_only_at(now))
+                assert_eq!(fixed.measure_only_at(now), runtime.measure_only_at(now))
             }
             Op::Release => assert_eq!(fixed.release_at(now), runtime.release_at(now)),
             Op::Reset => assert_eq!(fixed.reset_at(now), runtime.reset_at(now)),

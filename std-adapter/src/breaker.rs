@@ -545,9 +545,10 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         self.shared.disable()
     }
 
-    /// Permits and records every call, never trips, until [`release`](Self::release).
-    pub fn metrics_only(&self) -> Option<Transition> {
-        self.shared.metrics_only()
+    /// Enters [`State::MetricsOnly`]: permits and records every call, never
+    /// trips, until [`release`](Self::release).
+    pub fn measure_only(&self) -> Option<Transition> {
+        self.shared.measure_only()
     }
 
     /// Back to closed from a manual state.

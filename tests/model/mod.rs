@@ -232,7 +232,7 @@ pub enum Event {
         outcome: Outcome,
         at: u64,
     },
-    /// `force_open` (`ForcedOpen`), `disable` (`Disabled`), `metrics_only`
+    /// `force_open` (`ForcedOpen`), `disable` (`Disabled`), `measure_only`
     /// (`MetricsOnly`) or `release` (`Closed`).
     Control {
         to: State,
@@ -852,7 +852,7 @@ impl Model {
         self.push(f)
     }
 
-    /// `force_open` (`ForcedOpen`), `disable` (`Disabled`), `metrics_only`
+    /// `force_open` (`ForcedOpen`), `disable` (`Disabled`), `measure_only`
     /// (`MetricsOnly`) or `release` (`Closed`) at `now`.
     pub fn control(&mut self, to: State, now: u64) -> Fact {
         let p = self.present();

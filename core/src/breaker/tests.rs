@@ -368,14 +368,14 @@ fn disabled_permits_everything_and_records_nothing() {
 fn metrics_only_records_but_never_trips() {
     let mut b = breaker(1, Config::DEFAULT);
     trip(&mut b, 1, secs(0));
-    let t = b.metrics_only_at(secs(1)).unwrap();
+    let t = b.measure_only_at(secs(1)).unwrap();
     assert_eq!((t.from, t.to), (State::Open, State::MetricsOnly));
     for _ in 0..5 {
         assert_eq!(run(&mut b, Outcome::Failure, secs(1)).transition, None);
     }
     assert_eq!(b.state(), State::MetricsOnly);
     assert_eq!(b.counts().failures, 6);
-    assert_eq!(b.metrics_only_at(secs(1)), None);
+    assert_eq!(b.measure_only_at(secs(1)), None);
     // Released, the policy starts afresh: one failure trips the threshold of 1.
     b.release_at(secs(2)).unwrap();
     assert_eq!(b.policy().consecutive_failures(), 0);
@@ -867,7 +867,7 @@ fn thin_methods_read_the_breakers_clock() {
     clock.advance(Duration::from_secs(1));
     assert_eq!(b.release().unwrap().at, secs(4));
     assert_eq!(b.disable().unwrap().to, State::Disabled);
-    assert_eq!(b.metrics_only().unwrap().to, State::MetricsOnly);
+    assert_eq!(b.measure_only().unwrap().to, State::MetricsOnly);
     assert_eq!(b.reset().at, secs(4));
     assert_eq!(b.metrics().time_in_state, StdDuration::ZERO);
     assert_eq!(b.clock().now(), secs(4));

@@ -432,7 +432,7 @@ fn thin_manual_controls_and_accessors() {
     );
     assert_eq!(b.release().map(|t| t.to), Some(State::Closed));
     assert_eq!(b.disable().map(|t| t.to), Some(State::Disabled));
-    assert_eq!(b.metrics_only().map(|t| t.to), Some(State::MetricsOnly));
+    assert_eq!(b.measure_only().map(|t| t.to), Some(State::MetricsOnly));
     let t = b.reset().unwrap();
     assert_eq!((t.reason, t.generation), (TransitionReason::Reset, 5));
     assert_eq!(b.config(), custom);
@@ -523,7 +523,7 @@ fn disabled_and_metrics_only_admit_and_report_without_the_lock() {
         "disabled counts nothing"
     );
 
-    let _ = b.with_breaker(|m| m.metrics_only_at(secs(0)));
+    let _ = b.with_breaker(|m| m.measure_only_at(secs(0)));
     let _ = run_shared(&b, Outcome::Success); // publishes that successes are free
     b.machine.with(|_| {
         let permit = b
