@@ -104,8 +104,15 @@ mod tracing_feature {
 
     #[test]
     fn transitions_are_traced() {
+        // tracing caches each event's interest process-wide: a test on another
+        // thread that meets the event first, with no subscriber, may leave
+        // "never" cached while this one runs.
+        let _g = GLOBAL.lock().unwrap();
         let events = Events::default();
-        tracing::subscriber::with_default(events.clone(), || cycle("search"));
+        tracing::subscriber::with_default(events.clone(), || {
+            tracing::callsite::rebuild_interest_cache();
+            cycle("search")
+        });
         let seen = events.0.lock().unwrap();
         assert_eq!(seen.len(), 3, "{seen:?}");
         assert!(seen[0].contains("breaker=\"search\""), "{}", seen[0]);
