@@ -1135,14 +1135,8 @@ fn with_lock_free(counts: Counts, extra: LockFreeCounts) -> Counts {
 /// back into its breaker): nothing known, rather than a panic.
 fn metrics_unavailable(now: Instant) -> Metrics {
     Metrics {
-        state: State::Closed,
-        generation: 0,
-        counts: Counts::default(),
-        failure_rate: None,
-        slow_rate: None,
-        time_in_state: core::time::Duration::ZERO,
         next_probe_at: Some(now),
-        probes_in_flight: 0,
+        ..Metrics::default()
     }
 }
 
