@@ -193,6 +193,8 @@ fn main() -> ! {
     #[cfg(not(feature = "breaker"))]
     let mut bus = Sensor(0);
 
+    // Through a reference the compiler cannot see through, as a driver
+    // holds its breaker (not an address folded into every access).
     #[cfg(all(feature = "breaker", not(feature = "shared")))]
     let mut bus = breakerbox_core::hal::BreakerI2c::new(Sensor(0), black_box(BREAKER));
 
