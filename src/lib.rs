@@ -26,6 +26,8 @@ pub use breakerbox_std::{CoarseClock, CoarseClockError, QuantaClock};
 mod docs {
     #[doc = include_str!("../docs/design.md")]
     struct Design;
+    #[doc = include_str!("../docs/firmware.md")]
+    struct Firmware;
     #[doc = include_str!("../docs/performance.md")]
     struct Performance;
     #[doc = include_str!("../docs/policies.md")]
