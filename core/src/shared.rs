@@ -146,7 +146,9 @@ pub trait Sharing {
     type Counters: LockFreeCounters;
 
     /// Called with the lock held, once per transition, in the order the
-    /// breaker made them: keep it short (queue the transition, say).
+    /// breaker made them: keep it short (queue the transition, say). It is
+    /// told the transitions the breaker's history keeps, so a breaker with
+    /// `H = 0` tells it none.
     fn transitioned(&self, transition: &Transition) {
         let _ = transition;
     }

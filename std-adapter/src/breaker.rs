@@ -298,7 +298,16 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreakerBuilder<P, C, H> {
         }
     }
 
-    /// Keeps the last `H2` transitions instead of 4.
+    /// Keeps the last `H2` transitions instead of 4: at least one, since
+    /// the listeners hear the transitions the history keeps.
+    ///
+    /// ```compile_fail,E0080
+    /// use breakerbox_std::{Config, ConsecutiveFailures, StdBreaker};
+    ///
+    /// let none = StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap())
+    ///     .history::<0>()
+    ///     .build();
+    /// ```
     pub fn history<const H2: usize>(self) -> StdBreakerBuilder<P, C, H2> {
         StdBreakerBuilder {
             config: self.config,
@@ -344,6 +353,9 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreakerBuilder<P, C, H> {
                     on_rejection: self.on_rejection.into_boxed_slice(),
                 })
             });
+        // Listeners, logs and metrics hear the transitions the history
+        // keeps: a breaker that keeps none would tell them nothing.
+        const { assert!(H > 0, "a StdBreaker keeps at least one transition") };
         let sharing = StdSharing {
             observer: Observer::new(self.name),
             listeners,
