@@ -634,11 +634,15 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
     }
 }
 
-impl<P, C, const H: usize> fmt::Debug for StdBreaker<P, C, H> {
+/// The name, the metrics (state, generation, counts, rates, time in state)
+/// and the configuration: it takes the breaker's lock for a moment, as
+/// [`metrics`](StdBreaker::metrics) does.
+impl<P: TripPolicy, C: Clock, const H: usize> fmt::Debug for StdBreaker<P, C, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StdBreaker")
-            .field("name", &self.shared.sharing().observer.name())
-            .field("shared", &self.shared)
+            .field("name", &self.name())
+            .field("metrics", &self.metrics())
+            .field("config", &self.config())
             .finish_non_exhaustive()
     }
 }

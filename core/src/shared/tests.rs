@@ -716,3 +716,25 @@ fn a_lock_free_count_never_comes_back_when_the_epoch_tag_wraps() {
     }
     assert_eq!(b.metrics_at(secs(0)).counts, Counts::default());
 }
+
+#[test]
+fn debug_shows_the_published_state() {
+    extern crate std;
+    use std::format;
+    let b: SharedBreaker<ConsecutiveFailures, Frozen> = SharedBreaker::new(
+        Config::DEFAULT,
+        ConsecutiveFailures::new(1).unwrap(),
+        Frozen,
+    );
+    assert!(format!("{b:?}").contains("\"closed\""), "{b:?}");
+    let _ = b.call(|| Err::<(), ()>(()));
+    assert!(format!("{b:?}").contains("\"open\""), "{b:?}");
+    b.force_open();
+    assert!(
+        format!("{b:?}").contains("half-open or forced-open"),
+        "{b:?}"
+    );
+    b.disable();
+    assert!(format!("{b:?}").contains("\"disabled\""), "{b:?}");
+    assert!(format!("{b:?}").contains("generation: 3"), "{b:?}");
+}
