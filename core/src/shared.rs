@@ -517,14 +517,11 @@ impl<P: TripPolicy, C, const H: usize> SharedBreaker<P, C, H, CriticalSection> {
     /// A closed breaker; `const`, so it can be a `static`.
     #[cfg(not(loom))]
     pub const fn new(config: Config, policy: P, clock: C) -> Self {
-        SharedBreaker {
-            snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold().is_some()),
-            counters: AtomicCounters::new(),
-            longest_open: config.backoff().max(),
-            machine: CriticalSectionLock::new(Breaker::with_history(config, policy, NoClock)),
+        SharedBreaker::around(
+            &config,
+            Breaker::with_history(config, policy, NoClock),
             clock,
-            sharing: CriticalSection,
-        }
+        )
     }
 
     /// A closed breaker.
@@ -557,11 +554,20 @@ impl<P: TripPolicy, C, const H: usize, K: FixedConfig>
     /// ```
     #[cfg(not(loom))]
     pub const fn fixed(policy: P, clock: C) -> Self {
+        SharedBreaker::around(&K::CONFIG, Breaker::fixed(policy, NoClock), clock)
+    }
+}
+
+impl<P: TripPolicy, C, const H: usize, Cfg> SharedBreaker<P, C, H, CriticalSection, Cfg> {
+    /// The shared front around `machine`, closed, whose configuration is
+    /// `config`: what both `const` constructors make.
+    #[cfg(not(loom))]
+    const fn around(config: &Config, machine: Breaker<P, NoClock, H, Cfg>, clock: C) -> Self {
         SharedBreaker {
-            snapshot: new_snapshot!(P::NEEDS_TIME || K::CONFIG.slow_call_threshold().is_some()),
+            snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold().is_some()),
             counters: AtomicCounters::new(),
-            longest_open: K::CONFIG.backoff().max(),
-            machine: CriticalSectionLock::new(Breaker::fixed(policy, NoClock)),
+            longest_open: config.backoff().max(),
+            machine: CriticalSectionLock::new(machine),
             clock,
             sharing: CriticalSection,
         }
