@@ -471,3 +471,17 @@ fn a_breaker_crosses_catch_unwind_and_works_after_the_panic() {
         "the panic counted as a failure"
     );
 }
+
+#[test]
+fn a_registrys_debug_lists_its_breakers_sorted() {
+    let registry = Registry::new(|name| {
+        StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap())
+            .name(name)
+            .build()
+    });
+    let _ = (registry.get("db"), registry.get("cache"));
+    assert_eq!(
+        format!("{registry:?}"),
+        "Registry { breakers: [\"cache\", \"db\"], .. }"
+    );
+}
