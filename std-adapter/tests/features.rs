@@ -20,7 +20,9 @@ fn cycle(name: &str) -> StdBreaker<ConsecutiveFailures, SharedManualClock> {
     breaker
 }
 
-/// Serialises the tests that install process-wide hooks.
+/// Serialises these tests: they install process-wide hooks, and tracing
+/// caches an event's interest process-wide, so one test's breaker meeting an
+/// event with no subscriber must not race the tracing test.
 static GLOBAL: Mutex<()> = Mutex::new(());
 
 #[cfg(feature = "log")]
@@ -170,6 +172,8 @@ mod metrics_feature {
 
     #[test]
     fn state_and_counts_are_exported() {
+        // Its breaker's transitions meet the tracing test's callsite too.
+        let _g = GLOBAL.lock().unwrap();
         let values = Values::default();
         metrics::with_local_recorder(&values, || {
             let breaker = cycle("stock");
