@@ -103,7 +103,7 @@ impl<P: TripPolicy, const H: usize, S: breakerbox::Settings> Subject for Breaker
         t.into_iter().collect()
     }
     fn reset(&mut self, now: u64) -> Vec<Transition> {
-        vec![self.reset_at(at(now))]
+        self.reset_at(at(now)).into_iter().collect()
     }
     fn metrics(&mut self, now: u64) -> Metrics {
         self.metrics_at(at(now))
@@ -123,6 +123,7 @@ impl<P: TripPolicy> Subject for SharedBreaker<P, NoClock, 4> {
     }
     fn reset(&mut self, now: u64) -> Vec<Transition> {
         self.with_breaker(|b| b.reset_at(at(now)))
+            .flatten()
             .into_iter()
             .collect()
     }

@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::config::{
-    Backoff, Config, Fixed, FixedConfig, HalfOpenVerdict, Jitter, Ratio, Settings,
+    Config, Fixed, FixedConfig, HalfOpenVerdict, Jitter, Ratio, Schedule, Settings,
 };
 use crate::history::History;
 use crate::policy::{CallRecord, ConsecutiveFailures, TripPolicy};
@@ -354,6 +354,22 @@ impl Report {
 
 /// The answer to [`Breaker::try_acquire`]: a permit or a rejection, and the
 /// transition the attempt caused, if any.
+///
+/// The core breakers have no listeners, so every operation hands back the
+/// transition it made ([`Report`] does the same for reports). A
+/// `StdBreaker` tells its listeners instead and returns the plain
+/// `Result<Guard, Rejected>`; [`into_result`](Self::into_result) (or `into()`)
+/// gives the core's answer that same shape.
+///
+/// ```
+/// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Instant, NoClock, Permit, Rejected};
+///
+/// let mut breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::default(), NoClock);
+/// let admission = breaker.try_acquire_at(Instant::ZERO);
+/// assert!(admission.transition.is_none()); // closed admits without a change
+/// let permit: Result<Permit, Rejected> = admission.into();
+/// assert!(permit.is_ok());
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[must_use]
@@ -369,6 +385,12 @@ impl Admission {
     /// The permit or the rejection, dropping the transition.
     pub fn into_result(self) -> Result<Permit, Rejected> {
         self.result
+    }
+}
+
+impl From<Admission> for Result<Permit, Rejected> {
+    fn from(admission: Admission) -> Self {
+        admission.result
     }
 }
 
@@ -671,7 +693,7 @@ impl<P, const H: usize, S> Machine<P, H, S> {
             phase: Phase::Closed,
             generation: 0,
             entered_at: Instant::ZERO,
-            open_base: config.backoff().initial(),
+            open_base: config.schedule.initial(),
             rng: Rng::new(config.jitter_seed()),
             counts: Counts {
                 calls: 0,
@@ -703,7 +725,7 @@ impl<P, const H: usize, S> Machine<P, H, S> {
 
 impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     fn closed_needs_time(&self) -> bool {
-        P::NEEDS_TIME || self.settings.config().slow_call_threshold().is_some()
+        P::NEEDS_TIME || self.settings.config().slow_call_threshold.is_some()
     }
 
     /// How long an open machine still rejects at `t`; `None` once its
@@ -712,7 +734,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     /// (up to `Instant::MAX`) cannot keep the breaker open once it reads
     /// right again.
     fn open_wait(&mut self, t: Instant) -> Option<Duration> {
-        let longest = t.saturating_add(self.settings.config().backoff().max());
+        let longest = t.saturating_add(self.settings.config().schedule.max());
         match &mut self.phase {
             Phase::Open { until } if t < *until => {
                 if *until > longest {
@@ -752,17 +774,17 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
 
     /// The end of a probe lease that starts at `t`.
     fn lease_from(&self, t: Instant) -> Instant {
-        t.saturating_add(self.settings.config().probe_lease())
+        t.saturating_add(self.settings.config().probe_lease)
     }
 
     fn poll_at(&self, now: Instant) -> Option<Instant> {
         match self.phase {
             Phase::Open { until } => {
-                Some(until.min(now.saturating_add(self.settings.config().backoff().max())))
+                Some(until.min(now.saturating_add(self.settings.config().schedule.max())))
             }
             Phase::HalfOpen(p) if p.in_flight > 0 => Some(
                 p.lease_until
-                    .min(now.saturating_add(self.settings.config().probe_lease())),
+                    .min(now.saturating_add(self.settings.config().probe_lease)),
             ),
             _ => None,
         }
@@ -831,7 +853,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     #[inline]
     fn reject_before(&mut self, now: Instant, until: Instant) -> Option<Rejected> {
         let wait = until.saturating_duration_since(now);
-        if wait.is_zero() || wait > self.settings.config().backoff().max() {
+        if wait.is_zero() || wait > self.settings.config().schedule.max() {
             return None;
         }
         self.tally(|c| &mut c.rejected);
@@ -1014,7 +1036,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     }
 
     fn is_slow(&self, permit: &Permit, now: &mut Now<impl FnMut() -> Instant>) -> bool {
-        match self.settings.config().slow_call_threshold() {
+        match self.settings.config().slow_call_threshold {
             Some(threshold) => now.get().saturating_duration_since(permit.started) >= threshold,
             None => false,
         }
@@ -1091,10 +1113,10 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     }
 
     fn open_deadline(&mut self, at: Instant) -> Instant {
-        let d = match self.settings.config().backoff() {
+        let d = match self.settings.config().schedule {
             // A constant when the configuration is (no field to read).
-            Backoff::Fixed(d) => d,
-            Backoff::Exponential { .. } => self.open_base,
+            Schedule::Fixed(d) => d,
+            Schedule::Exponential { .. } => self.open_base,
         };
         let jittered = match self.settings.config().jitter() {
             Jitter::None => d,
@@ -1114,8 +1136,8 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
 
     fn reopen(&mut self, reason: TransitionReason, at: Instant) -> Transition {
         let from = self.phase.state();
-        let backoff = self.settings.config().backoff();
-        if let Backoff::Exponential { .. } = backoff {
+        let backoff = self.settings.config().schedule;
+        if let Schedule::Exponential { .. } = backoff {
             self.open_base = backoff.next(self.open_base);
         }
         self.switch_to_open(at);
@@ -1131,8 +1153,8 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     }
 
     fn close(&mut self, reason: TransitionReason, at: Instant) -> Transition {
-        let backoff = self.settings.config().backoff();
-        if let Backoff::Exponential { .. } = backoff {
+        let backoff = self.settings.config().schedule;
+        if let Schedule::Exponential { .. } = backoff {
             self.open_base = backoff.initial();
         }
         self.policy.reset(at);
@@ -1358,8 +1380,8 @@ impl<P: TripPolicy, C, const H: usize, S: Settings> Breaker<P, C, H, S> {
     }
 
     /// [`reset`](Self::reset) at `now`.
-    pub fn reset_at(&mut self, now: Instant) -> Transition {
-        self.machine.reset(now)
+    pub fn reset_at(&mut self, now: Instant) -> Option<Transition> {
+        Some(self.machine.reset(now))
     }
 
     /// The current state. Transitions happen lazily, in operations: an open
@@ -1607,7 +1629,12 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Settings> Breaker<P, C, H, S> {
     /// Back to closed from any state, with an empty policy, the first open
     /// duration, zeroed counters and a new generation (so every permit out
     /// becomes stale). The history is kept.
-    pub fn reset(&mut self) -> Transition {
+    ///
+    /// Like every manual control it returns the transition it made as an
+    /// `Option`, the same on all three breakers; here it is always `Some`
+    /// (a [`SharedBreaker`](crate::SharedBreaker) asked from inside its own
+    /// lock gives `None`).
+    pub fn reset(&mut self) -> Option<Transition> {
         self.reset_at(self.clock.now())
     }
 

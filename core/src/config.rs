@@ -123,10 +123,84 @@ impl fmt::Display for Ratio {
     }
 }
 
-/// How long the breaker stays open before it lets a probe through.
+/// How long the breaker stays open before it lets a probe through: what
+/// [`Config::backoff`] reports, in [`core::time::Duration`]s.
+///
+/// ```
+/// use breakerbox_core::{Backoff, Config};
+/// use core::time::Duration;
+///
+/// let config = Config::builder()
+///     .exponential_backoff(Duration::from_secs(1), Duration::from_secs(10), 3, 2)
+///     .build()
+///     .unwrap();
+/// let backoff = config.backoff();
+/// assert_eq!(backoff.initial(), Duration::from_secs(1));
+/// assert_eq!(backoff.next(Duration::from_secs(8)), Duration::from_secs(10)); // 12 s, capped
+/// assert!(matches!(backoff, Backoff::Exponential { .. }));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Backoff {
+    /// The same duration every time.
+    Fixed(core::time::Duration),
+    /// `initial` after a trip, multiplied by `multiplier` each time a probe
+    /// fails and the breaker reopens, never above `max`. Back to `initial`
+    /// when the breaker closes.
+    Exponential {
+        /// The first open duration.
+        initial: core::time::Duration,
+        /// The cap.
+        max: core::time::Duration,
+        /// The growth factor per reopening, at least 1.
+        multiplier: Ratio,
+    },
+}
+
+impl Backoff {
+    /// The first open duration after a trip.
+    pub const fn initial(self) -> core::time::Duration {
+        match self {
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential { initial, .. } => initial,
+        }
+    }
+
+    /// The open duration that follows `current` when a probe fails (to the
+    /// microsecond, as the breaker computes it).
+    pub const fn next(self, current: core::time::Duration) -> core::time::Duration {
+        self.schedule().next(Duration::from_core(current)).to_core()
+    }
+
+    /// The longest open duration this backoff can give (before jitter).
+    pub const fn max(self) -> core::time::Duration {
+        match self {
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential { max, .. } => max,
+        }
+    }
+
+    const fn schedule(self) -> Schedule {
+        match self {
+            Backoff::Fixed(d) => Schedule::Fixed(Duration::from_core(d)),
+            Backoff::Exponential {
+                initial,
+                max,
+                multiplier,
+            } => Schedule::Exponential {
+                initial: Duration::from_core(initial),
+                max: Duration::from_core(max),
+                multiplier,
+            },
+        }
+    }
+}
+
+/// [`Backoff`] as the breaker keeps it: in microseconds, so a trip costs no
+/// conversion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub(crate) enum Schedule {
     /// The same duration every time.
     Fixed(Duration),
     /// `initial` after a trip, multiplied by `multiplier` each time a probe
@@ -142,30 +216,30 @@ pub enum Backoff {
     },
 }
 
-impl Backoff {
+impl Schedule {
     /// The first open duration after a trip.
-    pub const fn initial(self) -> Duration {
+    pub(crate) const fn initial(self) -> Duration {
         match self {
-            Backoff::Fixed(d) => d,
-            Backoff::Exponential { initial, .. } => initial,
+            Schedule::Fixed(d) => d,
+            Schedule::Exponential { initial, .. } => initial,
         }
     }
 
     /// The open duration that follows `current` when a probe fails.
-    pub const fn next(self, current: Duration) -> Duration {
+    pub(crate) const fn next(self, current: Duration) -> Duration {
         match self {
-            Backoff::Fixed(d) => d,
-            Backoff::Exponential {
+            Schedule::Fixed(d) => d,
+            Schedule::Exponential {
                 max, multiplier, ..
             } => multiplier.scale(current).min(max),
         }
     }
 
     /// The longest open duration this backoff can give (before jitter).
-    pub const fn max(self) -> Duration {
+    pub(crate) const fn max(self) -> Duration {
         match self {
-            Backoff::Fixed(d) => d,
-            Backoff::Exponential { max, .. } => max,
+            Schedule::Fixed(d) => d,
+            Schedule::Exponential { max, .. } => max,
         }
     }
 }
@@ -405,16 +479,16 @@ impl core::error::Error for ConfigError {}
 ///     Err(e) => panic!("{}", e.as_str()), // error[E0080]: max_probes must be at least 1
 /// };
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Config {
-    backoff: Backoff,
+    pub(crate) schedule: Schedule,
     jitter: Jitter,
     jitter_seed: u64,
     max_probes: u32,
     successes_to_close: u32,
-    probe_lease: Duration,
-    slow_call_threshold: Option<Duration>,
+    pub(crate) probe_lease: Duration,
+    pub(crate) slow_call_threshold: Option<Duration>,
     half_open_verdict: HalfOpenVerdict,
 }
 
@@ -433,7 +507,18 @@ impl Config {
 
     /// How long the breaker stays open.
     pub const fn backoff(&self) -> Backoff {
-        self.backoff
+        match self.schedule {
+            Schedule::Fixed(d) => Backoff::Fixed(d.to_core()),
+            Schedule::Exponential {
+                initial,
+                max,
+                multiplier,
+            } => Backoff::Exponential {
+                initial: initial.to_core(),
+                max: max.to_core(),
+                multiplier,
+            },
+        }
     }
 
     /// The jitter on each open duration.
@@ -457,18 +542,37 @@ impl Config {
     }
 
     /// How long probes may stay out before they count as failed.
-    pub const fn probe_lease(&self) -> Duration {
-        self.probe_lease
+    pub const fn probe_lease(&self) -> core::time::Duration {
+        self.probe_lease.to_core()
     }
 
     /// The duration from which a call is slow, if slow calls are tracked.
-    pub const fn slow_call_threshold(&self) -> Option<Duration> {
-        self.slow_call_threshold
+    pub const fn slow_call_threshold(&self) -> Option<core::time::Duration> {
+        match self.slow_call_threshold {
+            Some(d) => Some(d.to_core()),
+            None => None,
+        }
     }
 
     /// How half-open judges its probes.
     pub const fn half_open_verdict(&self) -> HalfOpenVerdict {
         self.half_open_verdict
+    }
+}
+
+/// Shows what the getters give, durations with their units.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("backoff", &self.backoff())
+            .field("jitter", &self.jitter)
+            .field("jitter_seed", &self.jitter_seed)
+            .field("max_probes", &self.max_probes)
+            .field("successes_to_close", &self.successes_to_close)
+            .field("probe_lease", &self.probe_lease())
+            .field("slow_call_threshold", &self.slow_call_threshold())
+            .field("half_open_verdict", &self.half_open_verdict)
+            .finish()
     }
 }
 
@@ -494,7 +598,7 @@ impl ConfigBuilder {
     pub const fn new() -> Self {
         ConfigBuilder {
             config: Config {
-                backoff: Backoff::Fixed(Duration::from_secs(5)),
+                schedule: Schedule::Fixed(Duration::from_secs(5)),
                 jitter: Jitter::None,
                 jitter_seed: 0x853c_49e6_748f_ea9b,
                 max_probes: 1,
@@ -508,7 +612,7 @@ impl ConfigBuilder {
 
     /// Stay open for `d` every time.
     pub const fn open_duration(mut self, d: core::time::Duration) -> Self {
-        self.config.backoff = Backoff::Fixed(Duration::from_core(d));
+        self.config.schedule = Schedule::Fixed(Duration::from_core(d));
         self
     }
 
@@ -522,7 +626,7 @@ impl ConfigBuilder {
         multiplier_numerator: u32,
         multiplier_denominator: u32,
     ) -> Self {
-        self.config.backoff = Backoff::Exponential {
+        self.config.schedule = Schedule::Exponential {
             initial: Duration::from_core(initial),
             max: Duration::from_core(max),
             multiplier: Ratio::new(multiplier_numerator, multiplier_denominator),
@@ -578,13 +682,13 @@ impl ConfigBuilder {
     /// The first invalid field, as a [`ConfigError`].
     pub const fn build(self) -> Result<Config, ConfigError> {
         let c = self.config;
-        match c.backoff {
-            Backoff::Fixed(d) => {
+        match c.schedule {
+            Schedule::Fixed(d) => {
                 if d.is_zero() {
                     return Err(ConfigError::OpenDuration);
                 }
             }
-            Backoff::Exponential {
+            Schedule::Exponential {
                 initial,
                 max,
                 multiplier,
@@ -725,10 +829,10 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_documented() {
         let c = Config::default();
-        assert_eq!(c.backoff(), Backoff::Fixed(Duration::from_secs(5)));
+        assert_eq!(c.backoff(), Backoff::Fixed(StdDuration::from_secs(5)));
         assert_eq!(c.max_probes(), 1);
         assert_eq!(c.successes_to_close(), 1);
-        assert_eq!(c.probe_lease(), Duration::from_secs(30));
+        assert_eq!(c.probe_lease(), StdDuration::from_secs(30));
         assert_eq!(c.slow_call_threshold(), None);
         assert_eq!(c.jitter(), Jitter::None);
     }
@@ -811,28 +915,28 @@ mod tests {
             .build()
             .unwrap();
         let b = c.backoff();
-        assert_eq!(b.next(b.initial()), Duration::from_secs(1));
+        assert_eq!(b.next(b.initial()), StdDuration::from_secs(1));
     }
 
     #[test]
     fn backoff_grows_by_the_ratio_up_to_the_cap() {
         let b = Backoff::Exponential {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(10),
+            initial: StdDuration::from_secs(1),
+            max: StdDuration::from_secs(10),
             multiplier: Ratio::new(3, 2),
         };
         let mut d = b.initial();
-        let mut seen = [Duration::ZERO; 8];
+        let mut seen = [StdDuration::ZERO; 8];
         for slot in &mut seen {
             *slot = d;
             d = b.next(d);
         }
-        let micros = seen.map(|d| d.as_micros() / 1_000);
+        let millis = seen.map(|d| d.as_millis());
         assert_eq!(
-            micros,
+            millis,
             [1_000, 1_500, 2_250, 3_375, 5_062, 7_593, 10_000, 10_000]
         );
-        assert_eq!(b.max(), Duration::from_secs(10));
+        assert_eq!(b.max(), StdDuration::from_secs(10));
     }
 
     #[test]

@@ -564,9 +564,9 @@ impl<P: TripPolicy, C, const H: usize, Cfg> SharedBreaker<P, C, H, CriticalSecti
     #[cfg(not(loom))]
     const fn around(config: &Config, machine: Breaker<P, NoClock, H, Cfg>, clock: C) -> Self {
         SharedBreaker {
-            snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold().is_some()),
+            snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold.is_some()),
             counters: AtomicCounters::new(),
-            longest_open: config.backoff().max(),
+            longest_open: config.schedule.max(),
             machine: CriticalSectionLock::new(machine),
             clock,
             sharing: CriticalSection,
@@ -652,9 +652,9 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing> SharedBreaker<P, C, H, S> {
     /// its `StdBreaker` this way).
     pub fn with_sharing(config: Config, policy: P, clock: C, sharing: S) -> Self {
         SharedBreaker {
-            snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold().is_some()),
+            snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold.is_some()),
             counters: S::Counters::new(),
-            longest_open: config.backoff().max(),
+            longest_open: config.schedule.max(),
             machine: S::Lock::new(Breaker::with_history(config, policy, NoClock)),
             clock,
             sharing,
@@ -703,12 +703,12 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing, Cfg: Settings> SharedBreaker<
 
     /// Mirrors the machine into the snapshot the lock-free paths read.
     fn publish(&self, m: &Breaker<P, NoClock, H, Cfg>) {
-        let noop = if m.policy().success_is_noop() && m.config().slow_call_threshold().is_none() {
+        let noop = if m.policy().success_is_noop() && m.config().slow_call_threshold.is_none() {
             SUCCESS_IS_NOOP
         } else {
             0
         };
-        let time = if P::NEEDS_TIME || m.config().slow_call_threshold().is_some() {
+        let time = if P::NEEDS_TIME || m.config().slow_call_threshold.is_some() {
             NEEDS_TIME
         } else {
             0
@@ -992,7 +992,7 @@ impl<P: TripPolicy, C: Clock, const H: usize, S: Sharing, Cfg: Settings>
     /// lock-free ones too), a new generation. `None` only if called from
     /// inside the breaker's own lock.
     pub fn reset(&self) -> Option<Transition> {
-        self.manual(|m, now| Some(m.reset_at(now)))
+        self.manual(|m, now| m.reset_at(now))
     }
 
     /// Asks to make a call now.

@@ -569,11 +569,10 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
     }
 
     /// Back to closed from any state: empty policy, zeroed counts, a new
-    /// generation.
-    pub fn reset(&self) -> Transition {
-        self.shared
-            .reset()
-            .expect("the std lock is never refused: it blocks")
+    /// generation. Always `Some` here: an `Option` like every other manual
+    /// control, the same on all three breakers.
+    pub fn reset(&self) -> Option<Transition> {
+        self.shared.reset()
     }
 
     /// The current state (transitions happen lazily, in calls).

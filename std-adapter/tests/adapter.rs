@@ -451,7 +451,8 @@ fn debug_shows_the_name_the_metrics_and_the_configuration() {
         "state: Open",
         "generation: 1",
         "failures: 1",
-        "backoff: Fixed(Duration(5s))",
+        "backoff: Fixed(5s)",
+        "probe_lease: 30s",
     ] {
         assert!(shown.contains(part), "{part} in {shown}");
     }

@@ -404,7 +404,7 @@ fn reset_gives_closed_empty_and_a_new_generation_from_any_state() {
         setup(&mut b);
         let out = b.try_acquire_at(secs(9)).result;
         let generation = b.generation();
-        let t = b.reset_at(secs(10));
+        let t = b.reset_at(secs(10)).expect("a reset always transitions");
         assert_eq!(
             (t.to, t.reason, t.generation),
             (State::Closed, TransitionReason::Reset, generation + 1)
@@ -426,7 +426,7 @@ fn generation_increases_by_one_on_every_transition() {
     seen.extend(b.try_acquire_at(secs(5)).transition);
     seen.push(b.force_open_at(secs(6)).unwrap());
     seen.push(b.release_at(secs(6)).unwrap());
-    seen.push(b.reset_at(secs(6)));
+    seen.push(b.reset_at(secs(6)).unwrap());
     let generations: Vec<u64> = seen.iter().map(|t| t.generation).collect();
     assert_eq!(generations, [1, 2, 3, 4, 5]);
     assert_eq!(b.generation(), 5);
@@ -615,7 +615,7 @@ fn one_clock_reading_of_instant_max_cannot_keep_the_breaker_open() {
     // A probe leased at `Instant::MAX` holds its slot one lease at most.
     trip(&mut b, 1, secs(20));
     let probe = b.try_acquire_at(Instant::MAX).result.unwrap();
-    let lease = Config::DEFAULT.probe_lease();
+    let lease = Duration::from_core(Config::DEFAULT.probe_lease());
     let end = secs(30).saturating_add(lease);
     let busy = b.try_acquire_at(secs(30)).result.unwrap_err();
     assert_eq!(busy.reason, RejectReason::HalfOpenFull);
@@ -868,7 +868,7 @@ fn thin_methods_read_the_breakers_clock() {
     assert_eq!(b.release().unwrap().at, secs(4));
     assert_eq!(b.disable().unwrap().to, State::Disabled);
     assert_eq!(b.measure_only().unwrap().to, State::MetricsOnly);
-    assert_eq!(b.reset().at, secs(4));
+    assert_eq!(b.reset().unwrap().at, secs(4));
     assert_eq!(b.metrics().time_in_state, StdDuration::ZERO);
     assert_eq!(b.clock().now(), secs(4));
     assert_eq!(b.config(), &Config::DEFAULT);

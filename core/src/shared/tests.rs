@@ -44,7 +44,7 @@ impl Subject for Breaker<ConsecutiveFailures, Frozen, 4> {
         self.release_at(t)
     }
     fn reset(&mut self, t: Instant) -> Transition {
-        self.reset_at(t)
+        self.reset_at(t).unwrap()
     }
     fn metrics(&mut self, t: Instant) -> Metrics {
         self.metrics_at(t)
@@ -72,7 +72,7 @@ impl Subject for SharedBreaker<ConsecutiveFailures, Frozen, 4> {
         self.with_breaker(|m| m.release_at(t)).flatten()
     }
     fn reset(&mut self, t: Instant) -> Transition {
-        self.with_breaker(|m| m.reset_at(t)).unwrap()
+        self.with_breaker(|m| m.reset_at(t)).flatten().unwrap()
     }
     fn metrics(&mut self, t: Instant) -> Metrics {
         self.metrics_at(t)
