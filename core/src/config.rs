@@ -493,7 +493,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults: open for 5 s (fixed, as Polly and the seed), one probe
+    /// The defaults: open for 5 s (fixed, as in Polly), one probe
     /// at a time, one success to close, a 30 s probe lease, no slow calls.
     pub const DEFAULT: Config = match ConfigBuilder::new().build() {
         Ok(config) => config,

@@ -1,8 +1,8 @@
-//! The seed's scenario on a manual clock: three failures trip the breaker,
+//! The classic scenario on a manual clock: three failures trip the breaker,
 //! it rejects for five seconds, a probe fails and reopens it, and a later
 //! probe closes it. Prints every transition as it happens.
 //!
-//! `cargo run --example seed`
+//! `cargo run --example three_states`
 
 use breakerbox::{
     Breaker, Clock, Config, ConsecutiveFailures, Duration, ManualClock, Outcome, Transition,
@@ -15,7 +15,7 @@ fn main() {
         .build()
         .expect("a valid configuration");
     let policy = ConsecutiveFailures::new(3).expect("a non-zero threshold");
-    let mut breaker: Breaker<_, _> = Breaker::new(config, policy, &clock);
+    let mut breaker = Breaker::new(config, policy, &clock);
 
     // (seconds to wait first, does the service answer?)
     let script = [
@@ -30,7 +30,7 @@ fn main() {
         (1, true),
     ];
 
-    println!("breakerbox: the seed scenario (3 failures trip, 5 s open)\n");
+    println!("breakerbox: three states (3 failures trip, 5 s open)\n");
     for (wait, healthy) in script {
         clock.advance(Duration::from_secs(wait));
         let at = clock.now().to_string();

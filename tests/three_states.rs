@@ -1,4 +1,4 @@
-//! The seed document's scenario through the public API: threshold 3
+//! The classic three-state scenario through the public API: threshold 3
 //! failures, 5 s timeout; every state along the way is asserted.
 
 use breakerbox::{
@@ -6,7 +6,7 @@ use breakerbox::{
     State, TransitionReason,
 };
 
-fn seed_breaker(clock: &ManualClock) -> Breaker<ConsecutiveFailures, &ManualClock> {
+fn classic_breaker(clock: &ManualClock) -> Breaker<ConsecutiveFailures, &ManualClock> {
     let config = Config::builder()
         .open_duration(core::time::Duration::from_millis(5_000))
         .build()
@@ -23,9 +23,9 @@ fn fail() -> Result<&'static str, &'static str> {
 }
 
 #[test]
-fn seed_scenario_threshold_3_timeout_5s() {
+fn classic_scenario_threshold_3_timeout_5s() {
     let clock = ManualClock::new();
-    let mut breaker = seed_breaker(&clock);
+    let mut breaker = classic_breaker(&clock);
 
     // Closed: requests flow; failures are counted.
     assert_eq!(breaker.call(ok), Ok("data"));
