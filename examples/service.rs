@@ -136,12 +136,9 @@ fn main() {
     let live = std::io::stdout().is_terminal();
     let breaker = StdBreaker::builder(config, policy)
         .name("inventory")
-        .on_transition(move |t| {
+        .on_transition(move |event| {
             let at = start.elapsed().as_secs_f64();
-            let line = format!(
-                "{at:6.2}s  >> breaker {} -> {} ({:?})",
-                t.from, t.to, t.reason
-            );
+            let line = format!("{at:6.2}s  >> {event}");
             if live {
                 print!("\r\x1b[2K{line}\n");
             } else {

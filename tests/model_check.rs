@@ -1084,7 +1084,7 @@ fn check_all(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
         let listener = heard.clone();
         let breaker = StdBreaker::builder(config, policy)
             .clock(clock.clone())
-            .on_transition(move |t| listener.lock().unwrap().push(*t))
+            .on_transition(move |e| listener.lock().unwrap().push(e.transition))
             .build();
         run(
             StdSubject {

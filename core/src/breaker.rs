@@ -441,12 +441,43 @@ pub struct Transition {
     pub generation: u64,
 }
 
+impl TransitionReason {
+    /// The reason in a few words, for logs and labels.
+    ///
+    /// ```
+    /// use breakerbox_core::TransitionReason;
+    ///
+    /// assert_eq!(TransitionReason::ProbeLeaseExpired.as_str(), "probe lease expired");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TransitionReason::Tripped => "tripped",
+            TransitionReason::OpenElapsed => "open duration elapsed",
+            TransitionReason::ProbesSucceeded => "probes succeeded",
+            TransitionReason::ProbeFailed => "a probe failed",
+            TransitionReason::ProbeRateExceeded => "probe failure or slow rate reached",
+            TransitionReason::ProbeLeaseExpired => "probe lease expired",
+            TransitionReason::ForcedOpen => "forced open",
+            TransitionReason::Disabled => "disabled",
+            TransitionReason::MetricsOnly => "measure only",
+            TransitionReason::Released => "released",
+            TransitionReason::Reset => "reset",
+        }
+    }
+}
+
+impl fmt::Display for TransitionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} -> {} at {} ({:?}, generation {})",
-            self.from, self.to, self.at, self.reason, self.generation
+            "{} -> {} ({}) at {}, generation {}",
+            self.from, self.to, self.reason, self.at, self.generation
         )
     }
 }
@@ -462,7 +493,7 @@ impl fmt::Display for Transition {
 /// let mut breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), NoClock);
 /// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
 /// if let Some(t) = breaker.record_at(permit, Outcome::Failure, Instant::ZERO).transition {
-///     log_transition(&t); // "closed -> open at t=0s (Tripped, generation 1)"
+///     log_transition(&t); // "closed -> open (tripped) at t=0s, generation 1"
 /// }
 /// ```
 #[cfg(feature = "log")]

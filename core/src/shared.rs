@@ -148,9 +148,11 @@ pub trait Sharing {
     /// Called with the lock held, once per transition, in the order the
     /// breaker made them: keep it short (queue the transition, say). It is
     /// told the transitions the breaker's history keeps, so a breaker with
-    /// `H = 0` tells it none.
-    fn transitioned(&self, transition: &Transition) {
-        let _ = transition;
+    /// `H = 0` tells it none. `open_until` is the open deadline when
+    /// `transition` entered the open state the breaker is still in (for a
+    /// log to say when it probes again), `None` otherwise.
+    fn transitioned(&self, transition: &Transition, open_until: Option<Instant>) {
+        let _ = (transition, open_until);
     }
 
     /// Called after the lock is released, when a transition happened or a
@@ -685,8 +687,14 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing, Cfg: Settings> SharedBreaker<
                 // (only from `with_breaker`) and the oldest go untold.
                 let kept = m.history().count();
                 let skip = kept.saturating_sub(usize::try_from(transitions).unwrap_or(kept));
+                let open_until = match m.phase() {
+                    Phase::Open { until } => Some(until),
+                    _ => None,
+                };
+                let latest = m.generation();
                 for t in m.history().skip(skip) {
-                    self.sharing.transitioned(t);
+                    let open_until = open_until.filter(|_| t.generation == latest);
+                    self.sharing.transitioned(t, open_until);
                 }
                 changed = true;
             } else if probes_in_flight(m.phase()) < in_flight {

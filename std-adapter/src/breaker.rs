@@ -14,13 +14,14 @@ use breakerbox_core::{
 
 use crate::clock::MonotonicClock;
 use crate::counters::ThreadCounters;
+use crate::events::{RejectionEvent, TransitionEvent};
 use crate::observe::Observer;
 use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Condvar, Mutex, OnceLock, Ordering};
 
 /// A transition listener.
-pub type TransitionListener = Box<dyn Fn(&Transition) + Send + Sync>;
+pub type TransitionListener = Box<dyn Fn(&TransitionEvent<'_>) + Send + Sync>;
 /// A rejection listener.
-pub type RejectionListener = Box<dyn Fn(&Rejected) + Send + Sync>;
+pub type RejectionListener = Box<dyn Fn(&RejectionEvent<'_>) + Send + Sync>;
 
 /// Room for transitions waiting for the listeners, reserved once.
 const QUEUE_ROOM: usize = 64;
@@ -46,10 +47,17 @@ impl<T> Lock<T> for StdLock<T> {
 /// Transitions waiting for their listeners, delivered in order by one
 /// thread at a time, with no lock held while a listener runs.
 struct Dispatch {
-    queue: VecDeque<Transition>,
+    queue: VecDeque<Told>,
     /// The thread delivering, if any.
     drainer: Option<ThreadId>,
     dropped: u64,
+}
+
+/// A transition waiting for its listeners, with its open deadline if it
+/// entered the open state the breaker was in when it was queued.
+struct Told {
+    transition: Transition,
+    open_until: Option<Instant>,
 }
 
 /// The queue and what threads held back by a backlog wait on.
@@ -101,7 +109,7 @@ impl Sharing for StdSharing {
     type Lock<T> = StdLock<T>;
     type Counters = ThreadCounters;
 
-    fn transitioned(&self, transition: &Transition) {
+    fn transitioned(&self, transition: &Transition, open_until: Option<Instant>) {
         if self.transition_listeners().is_empty() && !Observer::ENABLED {
             return;
         }
@@ -113,7 +121,10 @@ impl Sharing for StdSharing {
             d.queue.pop_front();
             d.dropped = d.dropped.saturating_add(1);
         }
-        d.queue.push_back(*transition);
+        d.queue.push_back(Told {
+            transition: *transition,
+            open_until,
+        });
     }
 
     fn changed(&self) {
@@ -129,15 +140,16 @@ impl Sharing for StdSharing {
         if let Some(listeners) = &self.listeners {
             // A copy, made only here: the hot path keeps its rejection in
             // registers.
-            tell_rejected(listeners, *rejection);
+            tell_rejected(listeners, self.observer.name(), *rejection);
         }
     }
 }
 
 #[inline(never)]
-fn tell_rejected(listeners: &Listeners, rejection: Rejected) {
+fn tell_rejected(listeners: &Listeners, breaker: &str, rejected: Rejected) {
+    let event = RejectionEvent { breaker, rejected };
     for listener in listeners.on_rejection.iter() {
-        let _ = catch_unwind(AssertUnwindSafe(|| listener(&rejection)));
+        let _ = catch_unwind(AssertUnwindSafe(|| listener(&event)));
     }
 }
 
@@ -219,10 +231,18 @@ impl StdSharing {
                 }
                 next
             };
-            let Some(t) = next else { return };
-            let _ = catch_unwind(AssertUnwindSafe(|| self.observer.transition(&t)));
+            let Some(told) = next else { return };
+            let t = told.transition;
+            let event = TransitionEvent {
+                breaker: self.observer.name(),
+                transition: t,
+                open_for: told
+                    .open_until
+                    .map(|until| until.saturating_duration_since(t.at).to_core()),
+            };
+            let _ = catch_unwind(AssertUnwindSafe(|| self.observer.transition(&event)));
             for listener in self.transition_listeners() {
-                let _ = catch_unwind(AssertUnwindSafe(|| listener(&t)));
+                let _ = catch_unwind(AssertUnwindSafe(|| listener(&event)));
             }
         }
     }
@@ -332,14 +352,20 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreakerBuilder<P, C, H> {
     /// listener holds back the callers that make transitions: once 16 wait
     /// to be heard, a thread that made another waits until they are
     /// delivered, so the queue never grows past the room it was given.
-    pub fn on_transition(mut self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
+    pub fn on_transition(
+        mut self,
+        listener: impl Fn(&TransitionEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
         self.on_transition.push(Box::new(listener));
         self
     }
 
     /// Calls `listener` with every rejection, on the rejected thread,
     /// outside any lock (a panic in it is caught).
-    pub fn on_rejection(mut self, listener: impl Fn(&Rejected) + Send + Sync + 'static) -> Self {
+    pub fn on_rejection(
+        mut self,
+        listener: impl Fn(&RejectionEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
         self.on_rejection.push(Box::new(listener));
         self
     }

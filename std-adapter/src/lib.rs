@@ -7,6 +7,7 @@
 mod breaker;
 mod clock;
 mod counters;
+mod events;
 mod observe;
 mod registry;
 mod sync;
@@ -38,4 +39,5 @@ pub use clock::{MonotonicClock, SharedManualClock};
 /// let d: breakerbox_std::Duration = breakerbox_std::time::Duration::from_secs(1);
 /// ```
 pub use core::time::Duration;
+pub use events::{RejectionEvent, TransitionEvent};
 pub use registry::Registry;

@@ -2,7 +2,7 @@
 //! transitions; without them, nothing. Metric handles are registered once,
 //! when the breaker is built, so reporting a transition allocates nothing.
 
-use breakerbox_core::Transition;
+use crate::events::TransitionEvent;
 #[cfg(feature = "metrics")]
 use breakerbox_core::{Metrics, State};
 
@@ -87,9 +87,11 @@ impl Observer {
         feature = "metrics"
     ));
 
-    /// Logs, traces and counts one transition.
+    /// Logs, traces and counts one transition, under the target
+    /// `breakerbox`: a trip or a reopening at `warn`, the rest at `info`.
     #[allow(unused_variables)] // all uses are behind features
-    pub(crate) fn transition(&self, t: &Transition) {
+    pub(crate) fn transition(&self, event: &TransitionEvent<'_>) {
+        let t = &event.transition;
         #[cfg(feature = "log")]
         {
             let level = match t.to {
@@ -98,17 +100,35 @@ impl Observer {
                 }
                 _ => log::Level::Info,
             };
-            log::log!(level, "circuit breaker {}: {t}", self.name);
+            log::log!(target: "breakerbox", level, "{event}");
         }
         #[cfg(feature = "tracing")]
-        tracing::info!(
-            breaker = &*self.name,
-            from = t.from.as_str(),
-            to = t.to.as_str(),
-            reason = ?t.reason,
-            generation = t.generation,
-            "circuit breaker transition"
-        );
+        {
+            let open_for = event.open_for.map(tracing::field::debug);
+            match t.to {
+                breakerbox_core::State::Open | breakerbox_core::State::ForcedOpen => {
+                    tracing::warn!(
+                        target: "breakerbox",
+                        breaker = event.breaker,
+                        from = t.from.as_str(),
+                        to = t.to.as_str(),
+                        reason = t.reason.as_str(),
+                        open_for,
+                        generation = t.generation,
+                        "circuit breaker transition"
+                    );
+                }
+                _ => tracing::info!(
+                    target: "breakerbox",
+                    breaker = event.breaker,
+                    from = t.from.as_str(),
+                    to = t.to.as_str(),
+                    reason = t.reason.as_str(),
+                    generation = t.generation,
+                    "circuit breaker transition"
+                ),
+            }
+        }
         #[cfg(feature = "metrics")]
         {
             self.state.set(state_code(t.to) as f64);

@@ -155,8 +155,14 @@ fn listeners_hear_every_transition_in_order_and_every_rejection() {
     let breaker = StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap())
         .clock(clock.clone())
         .name("orders")
-        .on_transition(move |tr| t.lock().unwrap().push((tr.from, tr.to, tr.generation)))
-        .on_rejection(move |rej| r.lock().unwrap().push(rej.reason))
+        .on_transition(move |tr| {
+            t.lock().unwrap().push((
+                tr.transition.from,
+                tr.transition.to,
+                tr.transition.generation,
+            ))
+        })
+        .on_rejection(move |rej| r.lock().unwrap().push(rej.rejected.reason))
         .build();
     assert_eq!(breaker.name(), "orders");
     let _ = breaker.call(fail);
@@ -183,13 +189,56 @@ fn listeners_hear_every_transition_in_order_and_every_rejection() {
     );
 }
 
+/// One listener for two breakers tells them apart by the name each event
+/// carries, and hears each opening's length as a duration.
+#[test]
+fn events_name_their_breaker_and_say_how_long_it_stays_open() {
+    type Heard = Arc<Mutex<Vec<(String, State, Option<StdDuration>)>>>;
+    let heard: Heard = Arc::new(Mutex::new(Vec::new()));
+    let rejected = Arc::new(Mutex::new(Vec::new()));
+    let clock = SharedManualClock::new();
+    let config = Config::builder()
+        .exponential_backoff(StdDuration::from_secs(2), StdDuration::from_secs(60), 3, 1)
+        .build()
+        .unwrap();
+    let build = |name: &str| {
+        let (h, r) = (heard.clone(), rejected.clone());
+        StdBreaker::builder(config, ConsecutiveFailures::new(1).unwrap())
+            .clock(clock.clone())
+            .name(name)
+            .on_transition(move |e| {
+                let entry = (e.breaker.to_owned(), e.transition.to, e.open_for);
+                h.lock().unwrap().push(entry);
+            })
+            .on_rejection(move |e| r.lock().unwrap().push(e.breaker.to_owned()))
+            .build()
+    };
+    let (db, cache) = (build("db"), build("cache"));
+    let _ = db.call(fail); // db opens for 2 s
+    let _ = cache.call(fail); // cache opens for 2 s
+    let _ = cache.call(fail); // rejected
+    clock.advance(Duration::from_secs(2));
+    let _ = db.call(fail); // db probes, fails, reopens for 6 s
+    let secs = |s| Some(StdDuration::from_secs(s));
+    assert_eq!(
+        *heard.lock().unwrap(),
+        [
+            ("db".to_owned(), State::Open, secs(2)),
+            ("cache".to_owned(), State::Open, secs(2)),
+            ("db".to_owned(), State::HalfOpen, None),
+            ("db".to_owned(), State::Open, secs(6)),
+        ]
+    );
+    assert_eq!(*rejected.lock().unwrap(), ["cache"]);
+}
+
 #[test]
 fn listeners_from_many_threads_arrive_in_generation_order() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     let breaker = StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap())
         .clock(SharedManualClock::new())
-        .on_transition(move |t| s.lock().unwrap().push(t.generation))
+        .on_transition(move |t| s.lock().unwrap().push(t.transition.generation))
         .build();
     let barrier = Arc::new(Barrier::new(4));
     let handles: Vec<_> = (0..4)
@@ -224,7 +273,7 @@ fn a_listener_may_call_the_breaker() {
     let breaker = StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap())
         .clock(SharedManualClock::new())
         .on_transition(move |t| {
-            if t.to == State::Open {
+            if t.transition.to == State::Open {
                 let b = inner.lock().unwrap().clone().unwrap();
                 b.force_open(); // a nested transition: delivered after this one
             }

@@ -29,17 +29,18 @@ static GLOBAL: Mutex<()> = Mutex::new(());
 mod log_feature {
     use super::*;
 
-    struct Capture(Mutex<Vec<(log::Level, String)>>);
+    struct Capture(Mutex<Vec<(log::Level, String, String)>>);
 
     impl log::Log for Capture {
         fn enabled(&self, _: &log::Metadata) -> bool {
             true
         }
         fn log(&self, record: &log::Record) {
-            self.0
-                .lock()
-                .unwrap()
-                .push((record.level(), record.args().to_string()));
+            self.0.lock().unwrap().push((
+                record.level(),
+                record.target().to_owned(),
+                record.args().to_string(),
+            ));
         }
         fn flush(&self) {}
     }
@@ -57,14 +58,25 @@ mod log_feature {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, l)| l.contains("payments"))
+            .filter(|(_, _, l)| l.contains("payments"))
             .cloned()
             .collect();
         assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines.iter().all(|(_, target, _)| target == "breakerbox"));
         assert_eq!(lines[0].0, log::Level::Warn, "opening is a warning");
-        assert!(lines[0].1.contains("closed -> open"), "{}", lines[0].1);
+        assert_eq!(
+            lines[0].2,
+            "breaker payments: closed -> open (tripped), probes again in 5s"
+        );
+        assert_eq!(
+            lines[1].2,
+            "breaker payments: open -> half-open (open duration elapsed)"
+        );
         assert_eq!(lines[2].0, log::Level::Info);
-        assert!(lines[2].1.contains("half-open -> closed"));
+        assert_eq!(
+            lines[2].2,
+            "breaker payments: half-open -> closed (probes succeeded)"
+        );
     }
 }
 
@@ -77,7 +89,7 @@ mod tracing_feature {
     use tracing::{Event, Metadata, Subscriber};
 
     #[derive(Default, Clone)]
-    struct Events(Arc<Mutex<Vec<String>>>);
+    struct Events(Arc<Mutex<Vec<(String, String)>>>);
 
     struct Fields(String);
     impl Visit for Fields {
@@ -98,7 +110,8 @@ mod tracing_feature {
         fn event(&self, event: &Event<'_>) {
             let mut fields = Fields(String::new());
             event.record(&mut fields);
-            self.0.lock().unwrap().push(fields.0);
+            let target = event.metadata().target().to_owned();
+            self.0.lock().unwrap().push((target, fields.0));
         }
         fn enter(&self, _: &Id) {}
         fn exit(&self, _: &Id) {}
@@ -117,9 +130,18 @@ mod tracing_feature {
         });
         let seen = events.0.lock().unwrap();
         assert_eq!(seen.len(), 3, "{seen:?}");
-        assert!(seen[0].contains("breaker=\"search\""), "{}", seen[0]);
-        assert!(seen[0].contains("to=\"open\""), "{}", seen[0]);
-        assert!(seen[2].contains("to=\"closed\""), "{}", seen[2]);
+        assert!(seen.iter().all(|(target, _)| target == "breakerbox"));
+        let fields: Vec<&str> = seen.iter().map(|(_, f)| f.as_str()).collect();
+        for part in [
+            "breaker=\"search\"",
+            "to=\"open\"",
+            "reason=\"tripped\"",
+            "open_for=5s",
+        ] {
+            assert!(fields[0].contains(part), "{part} in {}", fields[0]);
+        }
+        assert!(fields[2].contains("to=\"closed\""), "{}", fields[2]);
+        assert!(!fields[2].contains("open_for"), "{}", fields[2]);
     }
 }
 

@@ -107,7 +107,7 @@ fn behind_a_panicking_listener(
     let breaker = StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap())
         .clock(clock)
         .on_transition(|_| panic!("a listener's own bug"))
-        .on_transition(move |t| h.lock().unwrap().push((t.from, t.to)))
+        .on_transition(move |t| h.lock().unwrap().push((t.transition.from, t.transition.to)))
         .build();
     (breaker, heard)
 }

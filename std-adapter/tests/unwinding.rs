@@ -30,7 +30,7 @@ fn listeners_never_run_concurrently_even_when_drained_during_unwinding() {
             if i.swap(true, Ordering::SeqCst) {
                 o.fetch_add(1, Ordering::SeqCst);
             }
-            s.lock().unwrap().push(t.generation);
+            s.lock().unwrap().push(t.transition.generation);
             thread::yield_now(); // let another drainer in, if one can get in
             i.store(false, Ordering::SeqCst);
         })

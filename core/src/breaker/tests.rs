@@ -806,7 +806,7 @@ fn errors_display_and_chain() {
     };
     assert_eq!(
         t.to_string(),
-        "closed -> open at t=2s (Tripped, generation 1)"
+        "closed -> open (tripped) at t=2s, generation 1"
     );
 }
 
