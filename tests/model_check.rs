@@ -338,7 +338,7 @@ impl Setup {
             b.open_duration(d(self.initial))
         };
         let jitter = [Jitter::None, Jitter::Full, Jitter::Equal][self.jitter as usize];
-        b = b.jitter(jitter, self.seed);
+        b = b.jitter(jitter).jitter_seed(self.seed);
         if let Some(s) = self.slow {
             b = b.slow_call_threshold(d(s));
         }

@@ -725,7 +725,7 @@ impl<P, const H: usize, S> Machine<P, H, S> {
             generation: 0,
             entered_at: Instant::ZERO,
             open_base: config.schedule.initial(),
-            rng: Rng::new(config.jitter_seed()),
+            rng: Rng::new(config.seed_or_default()),
             counts: Counts {
                 calls: 0,
                 successes: 0,

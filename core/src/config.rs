@@ -6,6 +6,9 @@ use core::marker::PhantomData;
 
 use crate::time::Duration;
 
+/// Where a core breaker's jitter starts when no seed was given.
+const DEFAULT_JITTER_SEED: u64 = 0x853c_49e6_748f_ea9b;
+
 /// An exact fraction `numerator / denominator` of two `u32`s: the crate's
 /// integer stand-in for rates, thresholds and multipliers (no floats).
 ///
@@ -458,7 +461,8 @@ impl core::error::Error for ConfigError {}
 ///
 /// const CONFIG: Config = match Config::builder()
 ///     .exponential_backoff(Duration::from_secs(1), Duration::from_secs(60), 2, 1)
-///     .jitter(Jitter::Equal, 0x5eed)
+///     .jitter(Jitter::Equal)
+///     .jitter_seed(0x5eed)
 ///     .max_probes(3)
 ///     .successes_to_close(3)
 ///     .build()
@@ -485,6 +489,9 @@ pub struct Config {
     pub(crate) schedule: Schedule,
     jitter: Jitter,
     jitter_seed: u64,
+    /// Whether `jitter_seed` was given (apart, so the seed costs no more
+    /// room than a `u64`).
+    jitter_seeded: bool,
     max_probes: u32,
     successes_to_close: u32,
     pub(crate) probe_lease: Duration,
@@ -526,8 +533,36 @@ impl Config {
         self.jitter
     }
 
-    /// The seed of the jitter's random sequence.
-    pub const fn jitter_seed(&self) -> u64 {
+    /// The seed of the jitter's random sequence, if one was given. Without
+    /// one, a core breaker starts from a fixed seed (firmware has no random
+    /// source to ask) and a `StdBreaker` draws one of its own from the
+    /// process's random source, so replicas left on defaults jitter apart.
+    pub const fn jitter_seed(&self) -> Option<u64> {
+        if self.jitter_seeded {
+            Some(self.jitter_seed)
+        } else {
+            None
+        }
+    }
+
+    /// This configuration with the jitter seeded by `seed` (any value is a
+    /// valid seed).
+    ///
+    /// ```
+    /// use breakerbox_core::Config;
+    ///
+    /// assert_eq!(Config::DEFAULT.jitter_seed(), None);
+    /// assert_eq!(Config::DEFAULT.with_jitter_seed(7).jitter_seed(), Some(7));
+    /// ```
+    #[must_use]
+    pub const fn with_jitter_seed(mut self, seed: u64) -> Config {
+        self.jitter_seed = seed;
+        self.jitter_seeded = true;
+        self
+    }
+
+    /// The seed the breaker's generator starts from.
+    pub(crate) const fn seed_or_default(&self) -> u64 {
         self.jitter_seed
     }
 
@@ -566,7 +601,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("backoff", &self.backoff())
             .field("jitter", &self.jitter)
-            .field("jitter_seed", &self.jitter_seed)
+            .field("jitter_seed", &self.jitter_seed())
             .field("max_probes", &self.max_probes)
             .field("successes_to_close", &self.successes_to_close)
             .field("probe_lease", &self.probe_lease())
@@ -600,7 +635,8 @@ impl ConfigBuilder {
             config: Config {
                 schedule: Schedule::Fixed(Duration::from_secs(5)),
                 jitter: Jitter::None,
-                jitter_seed: 0x853c_49e6_748f_ea9b,
+                jitter_seed: DEFAULT_JITTER_SEED,
+                jitter_seeded: false,
                 max_probes: 1,
                 successes_to_close: 1,
                 probe_lease: Duration::from_secs(30),
@@ -635,12 +671,19 @@ impl ConfigBuilder {
     }
 
     /// Add `jitter` to every open duration, drawn from a small random
-    /// generator seeded with `seed`. Give each breaker its own seed (an id,
-    /// a hardware random number), or breakers that trip together still probe
-    /// together.
-    pub const fn jitter(mut self, jitter: Jitter, seed: u64) -> Self {
+    /// generator: seeded per breaker in a `StdBreaker`, from
+    /// [`jitter_seed`](Self::jitter_seed) or a fixed seed in a core breaker.
+    pub const fn jitter(mut self, jitter: Jitter) -> Self {
         self.config.jitter = jitter;
-        self.config.jitter_seed = seed;
+        self
+    }
+
+    /// Start the jitter's generator from `seed`: the same seed, the same
+    /// open durations. On firmware give each breaker its own (an id, a
+    /// hardware random number), or breakers that trip together still probe
+    /// together.
+    pub const fn jitter_seed(mut self, seed: u64) -> Self {
+        self.config = self.config.with_jitter_seed(seed);
         self
     }
 

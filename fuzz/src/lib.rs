@@ -58,10 +58,8 @@ impl RawConfig {
             .max_probes(self.max_probes)
             .successes_to_close(self.successes_to_close)
             .probe_lease(d(self.lease_us))
-            .jitter(
-                [Jitter::None, Jitter::Full, Jitter::Equal][self.jitter as usize % 3],
-                self.seed,
-            );
+            .jitter([Jitter::None, Jitter::Full, Jitter::Equal][self.jitter as usize % 3])
+            .jitter_seed(self.seed);
         b = if self.exponential {
             b.exponential_backoff(
                 d(self.open_us),
@@ -281,7 +279,8 @@ impl FixedConfig for Rich {
             3,
             2,
         )
-        .jitter(Jitter::Equal, 0x5eed)
+        .jitter(Jitter::Equal)
+        .jitter_seed(0x5eed)
         .max_probes(3)
         .successes_to_close(2)
         .probe_lease(core::time::Duration::from_millis(4))

@@ -339,7 +339,9 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreakerBuilder<P, C, H> {
         }
     }
 
-    /// Names the breaker (in logs, traces and metrics labels).
+    /// Names the breaker (in events, logs, traces and metrics labels).
+    /// Unnamed, it is called `breaker-N`, N counting the breakers the
+    /// process has made, so no two share a metrics series.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -382,20 +384,52 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreakerBuilder<P, C, H> {
         // Listeners, logs and metrics hear the transitions the history
         // keeps: a breaker that keeps none would tell them nothing.
         const { assert!(H > 0, "a StdBreaker keeps at least one transition") };
+        let config = match self.config.jitter_seed() {
+            Some(_) => self.config,
+            None => self.config.with_jitter_seed(random_seed()),
+        };
+        let name = if self.name.is_empty() {
+            unique_name()
+        } else {
+            self.name
+        };
         let sharing = StdSharing {
-            observer: Observer::new(self.name),
+            observer: Observer::new(name),
             listeners,
             coordination: OnceLock::new(),
         };
         StdBreaker {
             shared: Arc::new(SharedBreaker::with_sharing(
-                self.config,
+                config,
                 self.policy,
                 self.clock,
                 sharing,
             )),
         }
     }
+}
+
+/// A seed for a breaker's jitter that no other breaker, in this process or
+/// another, is likely to draw: std's process-random hash keys, which differ
+/// per process and per call.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// `breaker-1`, `breaker-2`, …: the names of unnamed breakers.
+fn unique_name() -> String {
+    static UNNAMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    use std::fmt::Write;
+    let n = UNNAMED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    // Exactly as long as the name, so keeping it as a `Box<str>` moves
+    // nothing.
+    let digits = n.ilog10() as usize + 1;
+    let mut name = String::with_capacity("breaker-".len() + digits);
+    let _ = write!(name, "breaker-{n}");
+    name
 }
 
 impl<P: TripPolicy> StdBreaker<P> {
@@ -410,7 +444,7 @@ impl<P: TripPolicy> StdBreaker<P> {
             config,
             policy,
             clock: MonotonicClock,
-            name: String::from("breaker"),
+            name: String::new(),
             on_transition: Vec::new(),
             on_rejection: Vec::new(),
         }

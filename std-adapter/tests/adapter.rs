@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration as StdDuration;
 
 use breakerbox_std::{
-    CallError, Config, ConsecutiveFailures, CountWindow, Duration, Instant, MonotonicClock,
+    CallError, Config, ConsecutiveFailures, CountWindow, Duration, Instant, Jitter, MonotonicClock,
     Outcome, Ratio, Registry, RejectReason, ReportStatus, SharedManualClock, State, StdBreaker,
     Thresholds, TransitionReason,
 };
@@ -445,7 +445,8 @@ fn slow_calls_are_measured_on_the_breaker_clock() {
 fn monotonic_clock_is_the_default() {
     let breaker = StdBreaker::new(Config::DEFAULT, ConsecutiveFailures::default());
     let _: &MonotonicClock = breaker.clock();
-    assert_eq!(breaker.config(), Config::DEFAULT);
+    let seed = breaker.config().jitter_seed().expect("drawn at build");
+    assert_eq!(breaker.config(), Config::DEFAULT.with_jitter_seed(seed));
     let guard = breaker.try_acquire().unwrap();
     assert_eq!(
         guard.permit().unwrap().started(),
@@ -476,8 +477,40 @@ fn config_gives_back_the_configuration() {
         .build()
         .unwrap();
     let (breaker, _clock) = manual(1, config);
-    assert_eq!(breaker.config(), config);
-    assert_ne!(breaker.config(), Config::DEFAULT);
+    let seed = breaker.config().jitter_seed().expect("drawn at build");
+    assert_eq!(breaker.config(), config.with_jitter_seed(seed));
+    let seeded = config.with_jitter_seed(7);
+    let (breaker, _clock) = manual(1, seeded);
+    assert_eq!(breaker.config(), seeded, "a seed given is kept");
+}
+
+/// Replicas left on defaults must not probe in step: each breaker draws its
+/// own jitter seed, unless it was given one.
+#[test]
+fn default_breakers_jitter_apart_and_seeded_ones_alike() {
+    let config = Config::builder().jitter(Jitter::Full).build().unwrap();
+    let opened_for = |config: Config| {
+        let (breaker, _clock) = manual(1, config);
+        let _ = breaker.call(fail);
+        breaker.poll_at().expect("open")
+    };
+    // Two draws from 5 s of microseconds: equal once in five million.
+    assert_ne!(opened_for(config), opened_for(config));
+    let seeded = Config::builder()
+        .jitter(Jitter::Full)
+        .jitter_seed(42)
+        .build()
+        .unwrap();
+    assert_eq!(opened_for(seeded), opened_for(seeded));
+}
+
+#[test]
+fn unnamed_breakers_get_names_of_their_own() {
+    let (a, _) = manual(1, Config::DEFAULT);
+    let (b, _) = manual(1, Config::DEFAULT);
+    assert!(a.name().starts_with("breaker-"), "{}", a.name());
+    assert!(b.name().starts_with("breaker-"), "{}", b.name());
+    assert_ne!(a.name(), b.name());
 }
 
 #[cfg(feature = "quanta")]
@@ -496,7 +529,7 @@ fn debug_shows_the_name_the_metrics_and_the_configuration() {
     let _ = breaker.call(fail);
     let shown = format!("{breaker:?}");
     for part in [
-        "name: \"breaker\"",
+        "name: \"breaker-",
         "state: Open",
         "generation: 1",
         "failures: 1",

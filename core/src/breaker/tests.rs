@@ -486,7 +486,8 @@ const SAMPLES: usize = if cfg!(miri) { 60 } else { 500 };
 fn open_durations(jitter: Jitter, seed: u64, n: usize) -> Vec<u64> {
     let c = config(|c| {
         c.open_duration(StdDuration::from_secs(10))
-            .jitter(jitter, seed)
+            .jitter(jitter)
+            .jitter_seed(seed)
     });
     let mut b = breaker(1, c);
     (0..n)

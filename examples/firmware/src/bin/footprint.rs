@@ -85,7 +85,7 @@ mod guarded {
         #[cfg(feature = "fixed-exponential")]
         let b = b.exponential_backoff(Duration::from_secs(5), Duration::from_secs(60), 2, 1);
         #[cfg(feature = "fixed-jitter")]
-        let b = b.jitter(breakerbox_core::Jitter::Full, 0x5eed);
+        let b = b.jitter(breakerbox_core::Jitter::Full).jitter_seed(0x5eed);
         #[cfg(feature = "fixed-rates")]
         let b = b.half_open_verdict(breakerbox_core::HalfOpenVerdict::Rates {
             failure_rate: breakerbox_core::Ratio::percent(50),
