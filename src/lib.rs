@@ -13,8 +13,8 @@ pub use core::time::Duration;
 
 #[cfg(feature = "std")]
 pub use breakerbox_std::{
-    Guard, MonotonicClock, Registry, RejectionListener, SharedManualClock, StdBreaker,
-    StdBreakerBuilder, TransitionListener,
+    AnyPolicy, Guard, MonotonicClock, Registry, RejectionEvent, RejectionListener,
+    SharedManualClock, StdBreaker, StdBreakerBuilder, TransitionEvent, TransitionListener,
 };
 
 #[cfg(feature = "quanta")]

@@ -756,7 +756,7 @@ impl<P, const H: usize, S> Machine<P, H, S> {
 
 impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
     fn closed_needs_time(&self) -> bool {
-        P::NEEDS_TIME || self.settings.config().slow_call_threshold.is_some()
+        self.policy.needs_time() || self.settings.config().slow_call_threshold.is_some()
     }
 
     /// How long an open machine still rejects at `t`; `None` once its
@@ -986,7 +986,7 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
             Phase::Disabled => None,
             Phase::Closed | Phase::MetricsOnly => {
                 let slow = self.is_slow(&permit, now);
-                let at = now.get_if(P::NEEDS_TIME, permit.started);
+                let at = now.get_if(self.policy.needs_time(), permit.started);
                 self.count(failed, slow);
                 let trip = self.policy.record(CallRecord { failed, slow, at });
                 if trip && matches!(self.phase, Phase::Closed) {

@@ -5,6 +5,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 mod breaker;
 mod config;
 #[cfg(feature = "embedded-hal")]

@@ -13,7 +13,7 @@ pub struct CallRecord {
     /// The call took the slow-call threshold or longer (whatever its outcome).
     pub slow: bool,
     /// When the outcome was reported. Read from the clock only if the policy
-    /// sets [`TripPolicy::NEEDS_TIME`] or slow calls are tracked; otherwise
+    /// [`needs_time`](TripPolicy::needs_time) or slow calls are tracked; otherwise
     /// it may be the call's admission time or [`Instant::ZERO`].
     pub at: Instant,
 }
@@ -40,6 +40,10 @@ pub struct WindowCounts {
 /// must never panic: they run in the breaker's hot path, possibly in an
 /// interrupt handler.
 ///
+/// The trait is dyn-compatible: with the `alloc` feature (on in the std
+/// adapter) a `Box<dyn TripPolicy + Send>` is a policy too, so breakers with
+/// different policies can share one type (as in a registry).
+///
 /// ```
 /// use breakerbox_core::{CallRecord, Instant, TripPolicy};
 ///
@@ -54,8 +58,11 @@ pub struct WindowCounts {
 /// ```
 pub trait TripPolicy {
     /// Whether [`record`](Self::record) needs a real [`CallRecord::at`]. When
-    /// `false` (and slow calls are off), the closed state never reads the clock.
-    const NEEDS_TIME: bool = false;
+    /// `false` (and slow calls are off), the closed state never reads the
+    /// clock. The answer must not change over the policy's life.
+    fn needs_time(&self) -> bool {
+        false
+    }
 
     /// Takes one outcome; `true` trips the breaker (in the closed state).
     fn record(&mut self, call: CallRecord) -> bool;
@@ -78,6 +85,48 @@ pub trait TripPolicy {
     /// is always safe.
     fn success_is_noop(&self) -> bool {
         false
+    }
+}
+
+/// A boxed policy is a policy: breakers with different policies share one
+/// type, `Box<dyn TripPolicy + Send>`. One indirect call per recorded
+/// outcome; the closed path's lock-free admissions and no-op successes do
+/// not call it.
+///
+/// ```
+/// use breakerbox_core::{
+///     Breaker, Config, ConsecutiveFailures, CountWindow, NoClock, Ratio, Thresholds, TripPolicy,
+/// };
+///
+/// let half = Thresholds::new().failure_rate(Ratio::percent(50));
+/// let policies: [Box<dyn TripPolicy + Send>; 2] = [
+///     Box::new(ConsecutiveFailures::new(5).unwrap()),
+///     Box::new(CountWindow::<20>::new(half).unwrap()),
+/// ];
+/// let breakers = policies.map(|policy| Breaker::new(Config::DEFAULT, policy, NoClock));
+/// # let _ = breakers;
+/// ```
+#[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+impl<P: TripPolicy + ?Sized> TripPolicy for alloc::boxed::Box<P> {
+    fn needs_time(&self) -> bool {
+        (**self).needs_time()
+    }
+
+    fn record(&mut self, call: CallRecord) -> bool {
+        (**self).record(call)
+    }
+
+    fn reset(&mut self, now: Instant) {
+        (**self).reset(now);
+    }
+
+    fn window(&self, now: Instant) -> Option<WindowCounts> {
+        (**self).window(now)
+    }
+
+    fn success_is_noop(&self) -> bool {
+        (**self).success_is_noop()
     }
 }
 

@@ -566,7 +566,10 @@ impl<P: TripPolicy, C, const H: usize, Cfg> SharedBreaker<P, C, H, CriticalSecti
     #[cfg(not(loom))]
     const fn around(config: &Config, machine: Breaker<P, NoClock, H, Cfg>, clock: C) -> Self {
         SharedBreaker {
-            snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold.is_some()),
+            // A `const fn` cannot ask the policy whether it needs the time,
+            // so admissions read the clock until the first report publishes
+            // the answer (always correct, at most a clock read too many).
+            snapshot: new_snapshot!(true),
             counters: AtomicCounters::new(),
             longest_open: config.schedule.max(),
             machine: CriticalSectionLock::new(machine),
@@ -654,7 +657,7 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing> SharedBreaker<P, C, H, S> {
     /// its `StdBreaker` this way).
     pub fn with_sharing(config: Config, policy: P, clock: C, sharing: S) -> Self {
         SharedBreaker {
-            snapshot: new_snapshot!(P::NEEDS_TIME || config.slow_call_threshold.is_some()),
+            snapshot: new_snapshot!(policy.needs_time() || config.slow_call_threshold.is_some()),
             counters: S::Counters::new(),
             longest_open: config.schedule.max(),
             machine: S::Lock::new(Breaker::with_history(config, policy, NoClock)),
@@ -716,7 +719,7 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing, Cfg: Settings> SharedBreaker<
         } else {
             0
         };
-        let time = if P::NEEDS_TIME || m.config().slow_call_threshold.is_some() {
+        let time = if m.policy().needs_time() || m.config().slow_call_threshold.is_some() {
             NEEDS_TIME
         } else {
             0

@@ -339,6 +339,34 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreakerBuilder<P, C, H> {
         }
     }
 
+    /// Boxes the policy as an [`AnyPolicy`](crate::AnyPolicy): breakers that
+    /// trip by different rules then have one type, as a
+    /// [`Registry`](crate::Registry) wants.
+    ///
+    /// ```
+    /// use breakerbox_std::{AnyPolicy, Config, ConsecutiveFailures, CountWindow, Ratio, StdBreaker, Thresholds};
+    ///
+    /// let half = Thresholds::new().failure_rate(Ratio::percent(50));
+    /// let breakers: [StdBreaker<AnyPolicy>; 2] = [
+    ///     StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(5).unwrap()).boxed().build(),
+    ///     StdBreaker::builder(Config::DEFAULT, CountWindow::<100>::new(half).unwrap()).boxed().build(),
+    /// ];
+    /// # let _ = breakers;
+    /// ```
+    pub fn boxed(self) -> StdBreakerBuilder<crate::AnyPolicy, C, H>
+    where
+        P: Send + 'static,
+    {
+        StdBreakerBuilder {
+            config: self.config,
+            policy: Box::new(self.policy),
+            clock: self.clock,
+            name: self.name,
+            on_transition: self.on_transition,
+            on_rejection: self.on_rejection,
+        }
+    }
+
     /// Names the breaker (in events, logs, traces and metrics labels).
     /// Unnamed, it is called `breaker-N`, N counting the breakers the
     /// process has made, so no two share a metrics series.

@@ -40,4 +40,4 @@ pub use clock::{MonotonicClock, SharedManualClock};
 /// ```
 pub use core::time::Duration;
 pub use events::{RejectionEvent, TransitionEvent};
-pub use registry::Registry;
+pub use registry::{AnyPolicy, Registry};

@@ -178,7 +178,7 @@ fn one_clock_reading_of_instant_max_cannot_keep_the_breaker_open() {
     assert_eq!(breaker.state(), State::Closed);
 }
 
-type Breakers = Registry<ConsecutiveFailures, MonotonicClock>;
+type Breakers = Registry<String, ConsecutiveFailures, MonotonicClock>;
 
 fn named(name: &str) -> StdBreaker {
     StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap())
