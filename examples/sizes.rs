@@ -16,11 +16,13 @@ use breakerbox::{
     StdBreaker, TimeWindow, Transition,
 };
 
-/// Counts the bytes the allocations of a measuring thread ask for (other
-/// threads, such as a test harness's, allocate at times of their own).
+/// Counts the bytes a measuring thread's allocations ask for and its frees
+/// give back (other threads, such as a test harness's, allocate at times of
+/// their own): what stays is what a value holds.
 struct CountingHeap;
 
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+static FREED: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     // No destructor: readable from the allocator at any time.
@@ -36,6 +38,9 @@ unsafe impl GlobalAlloc for CountingHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if MEASURING.try_with(Cell::get).unwrap_or(false) {
+            FREED.fetch_add(layout.size(), Ordering::SeqCst);
+        }
         unsafe { System.dealloc(ptr, layout) }
     }
 }
@@ -43,14 +48,19 @@ unsafe impl GlobalAlloc for CountingHeap {
 #[global_allocator]
 static HEAP: CountingHeap = CountingHeap;
 
-/// `f`'s result and the heap bytes this thread allocated while it ran.
+/// `f`'s result and the heap bytes this thread allocated while it ran and
+/// still holds (a temporary, such as a metrics key, is not counted).
 fn allocated_by<T>(f: impl FnOnce() -> T) -> (T, usize) {
     MEASURING.with(|m| m.set(true));
-    let before = ALLOCATED.load(Ordering::SeqCst);
+    let before = (
+        ALLOCATED.load(Ordering::SeqCst),
+        FREED.load(Ordering::SeqCst),
+    );
     let value = f();
-    let bytes = ALLOCATED.load(Ordering::SeqCst) - before;
+    let allocated = ALLOCATED.load(Ordering::SeqCst) - before.0;
+    let freed = FREED.load(Ordering::SeqCst) - before.1;
     MEASURING.with(|m| m.set(false));
-    (value, bytes)
+    (value, allocated.saturating_sub(freed))
 }
 
 /// Heap bytes of a default `StdBreaker`: when built, and what one thread's
@@ -159,7 +169,8 @@ pub fn table() -> String {
             "— on the heap, built".into(),
             heap_built,
             "its `SharedBreaker` (a `Breaker`, the snapshot, a mutex) and name; \
-             listeners, waiting and counter slots are made when first used",
+             listeners, waiting and counter slots are made when first used; the \
+             `metrics` feature adds 16 metric handles (761 B in all on x86-64)",
         ),
         (
             "— on the heap, a thread's first lock-free count".into(),

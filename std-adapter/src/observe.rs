@@ -41,6 +41,8 @@ pub(crate) struct Observer {
     transitions: [metrics::Counter; 6],
     #[cfg(feature = "metrics")]
     counts: [metrics::Counter; 7],
+    #[cfg(feature = "metrics")]
+    rates: [metrics::Gauge; 2],
 }
 
 // As the listeners (see `Listeners`): the breaker only hands values to its
@@ -72,6 +74,9 @@ impl Observer {
                 "breakerbox_stale_total",
             ]
             .map(|metric| metrics::counter!(metric, &labels)),
+            #[cfg(feature = "metrics")]
+            rates: ["breakerbox_failure_rate", "breakerbox_slow_rate"]
+                .map(|metric| metrics::gauge!(metric, &labels)),
             name: name.into_boxed_str(),
         }
     }
@@ -136,7 +141,8 @@ impl Observer {
         }
     }
 
-    /// Publishes a snapshot: the state gauge and the counts as counters.
+    /// Publishes a snapshot: the state gauge, the counts as counters and
+    /// the rates as gauges (`-1` where there is no rate).
     #[cfg(feature = "metrics")]
     pub(crate) fn export(&self, m: &Metrics) {
         self.state.set(state_code(m.state) as f64);
@@ -152,6 +158,11 @@ impl Observer {
         ];
         for (counter, value) in self.counts.iter().zip(values) {
             counter.absolute(value);
+        }
+        for (gauge, rate) in self.rates.iter().zip([m.failure_rate, m.slow_rate]) {
+            gauge.set(rate.map_or(-1.0, |r| {
+                f64::from(r.numerator()) / f64::from(r.denominator())
+            }));
         }
     }
 }

@@ -56,8 +56,10 @@ struct Slot<P, C, const H: usize> {
 /// let db = registry.get("db");
 /// let search = registry.get("search");
 /// assert_eq!((db.name(), search.name()), ("db", "search"));
-/// let names: Vec<String> = registry.iter().map(|(name, _)| name).collect();
-/// assert_eq!(names, ["db", "search"]);
+/// for (name, breaker) in &registry {
+///     assert_eq!(breaker.name(), name); // in no particular order
+/// }
+/// assert_eq!(registry.names(), ["db", "search"]); // sorted
 /// ```
 ///
 /// A breaker per host, at most 1,000 kept:

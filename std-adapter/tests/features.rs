@@ -222,4 +222,103 @@ mod metrics_feature {
             );
         });
     }
+
+    /// A scripted run of a registry of two breakers, then one export: every
+    /// series holds what the script implies.
+    #[test]
+    fn a_scripted_run_gives_every_series_its_value() {
+        use breakerbox_std::{CountWindow, Ratio, Registry, Thresholds};
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+        let _g = GLOBAL.lock().unwrap();
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let clock = SharedManualClock::new();
+        metrics::with_local_recorder(&recorder, || {
+            let c = clock.clone();
+            let registry = Registry::new(move |name| {
+                let builder = if name == "search" {
+                    let quarter = Thresholds::new()
+                        .failure_rate(Ratio::percent(50))
+                        .slow_rate(Ratio::percent(50))
+                        .minimum_calls(4);
+                    StdBreaker::builder(Config::DEFAULT, CountWindow::<4>::new(quarter).unwrap())
+                        .boxed()
+                } else {
+                    StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(2).unwrap())
+                        .boxed()
+                };
+                builder.clock(c.clone()).name(name).build()
+            });
+            let (db, search) = (registry.get("db"), registry.get("search"));
+            let ok = || Ok::<_, ()>(());
+            let fail = || Err::<(), _>(());
+            // db: a success, two failures (trips), a rejection, 5 s, a
+            // probe that succeeds (half-open, then closed).
+            let _ = db.call(ok);
+            let _ = db.call(fail);
+            let _ = db.call(fail);
+            let _ = db.call(ok);
+            clock.advance(Duration::from_secs(5));
+            let _ = db.call(ok);
+            // search: 3 successes, 1 failure, 1 ignored: 25 % of 4 calls.
+            for op in [ok, fail, ok, ok] {
+                let _ = search.call(op);
+            }
+            let _ = search.call_classified(ok, |_| breakerbox_std::Outcome::Ignored);
+            registry.export_metrics();
+        });
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let value = match value {
+                DebugValue::Counter(n) => n.to_string(),
+                DebugValue::Gauge(g) => g.0.to_string(),
+                DebugValue::Histogram(h) => format!("{h:?}"),
+            };
+            seen.insert(format!("{}{{{}}}", key.name(), labels.join(",")), value);
+        }
+        let expected = [
+            ("breakerbox_state{breaker=db}", "0"),
+            ("breakerbox_transitions_total{breaker=db,to=open}", "1"),
+            ("breakerbox_transitions_total{breaker=db,to=half-open}", "1"),
+            ("breakerbox_transitions_total{breaker=db,to=closed}", "1"),
+            (
+                "breakerbox_transitions_total{breaker=db,to=forced-open}",
+                "0",
+            ),
+            ("breakerbox_calls_total{breaker=db}", "4"),
+            ("breakerbox_successes_total{breaker=db}", "2"),
+            ("breakerbox_failures_total{breaker=db}", "2"),
+            ("breakerbox_slow_calls_total{breaker=db}", "0"),
+            ("breakerbox_ignored_total{breaker=db}", "0"),
+            ("breakerbox_rejected_total{breaker=db}", "1"),
+            ("breakerbox_stale_total{breaker=db}", "0"),
+            ("breakerbox_failure_rate{breaker=db}", "-1"),
+            ("breakerbox_slow_rate{breaker=db}", "-1"),
+            ("breakerbox_state{breaker=search}", "0"),
+            ("breakerbox_transitions_total{breaker=search,to=open}", "0"),
+            ("breakerbox_calls_total{breaker=search}", "5"),
+            ("breakerbox_successes_total{breaker=search}", "3"),
+            ("breakerbox_failures_total{breaker=search}", "1"),
+            ("breakerbox_ignored_total{breaker=search}", "1"),
+            ("breakerbox_rejected_total{breaker=search}", "0"),
+            ("breakerbox_failure_rate{breaker=search}", "0.25"),
+            ("breakerbox_slow_rate{breaker=search}", "0"),
+        ];
+        for (series, value) in expected {
+            assert_eq!(
+                seen.get(series).map(String::as_str),
+                Some(value),
+                "{series} in {seen:#?}"
+            );
+        }
+        // 16 series per breaker: the state, 6 transition counters, 7
+        // counts and 2 rates.
+        assert_eq!(seen.len(), 2 * 16, "{seen:#?}");
+    }
 }

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use breakerbox_std::{
-    Config, ConsecutiveFailures, CountWindow, Duration, Outcome, Ratio, SharedManualClock, State,
-    StdBreaker, Thresholds,
+    AnyPolicy, Config, ConsecutiveFailures, CountWindow, Duration, Outcome, Ratio, Registry,
+    SharedManualClock, State, StdBreaker, Thresholds,
 };
 
 struct Counting;
@@ -101,18 +101,36 @@ fn no_allocation_per_call_after_construction() {
     let windowed = StdBreaker::builder(Config::DEFAULT, window)
         .clock(clock.clone())
         .build();
+    // A registry of boxed policies, its breakers looked up on every call.
+    let c = clock.clone();
+    let registry = Registry::new(move |name| {
+        StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(3).unwrap())
+            .boxed()
+            .clock(c.clone())
+            .name(name)
+            .on_transition(|_| {})
+            .build()
+    });
+    let looked_up = |registry: &Registry<String, AnyPolicy, SharedManualClock>| {
+        for _ in 0..if cfg!(miri) { 20 } else { 1_000 } {
+            assert_eq!(registry.get("db").call(|| Ok::<_, ()>(1)), Ok(1));
+        }
+        exercise(&registry.get("db"), &clock);
+    };
 
     // Warm up: first uses may set up lazily (thread-locals of the test harness).
     exercise(&consecutive, &clock);
     exercise(&windowed, &clock);
+    looked_up(&registry);
 
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     for _ in 0..10 {
         exercise(&consecutive, &clock);
         exercise(&windowed, &clock);
+        looked_up(&registry);
     }
     let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
-    assert_eq!(allocations, 0, "allocations during 22,000+ calls");
+    assert_eq!(allocations, 0, "allocations during 43,000+ calls");
     assert!(
         transitions.load(Ordering::Relaxed) > 40,
         "listeners ran all along"
