@@ -58,7 +58,7 @@ fn transitions_are_logged_under_breakerbox_trips_at_info() {
             (
                 "breakerbox".to_owned(),
                 log::Level::Debug,
-                "open -> half-open at t=5s (OpenElapsed, generation 2)".to_owned()
+                "open -> half-open (open duration elapsed) at t=5s, generation 2".to_owned()
             ),
         ]
     );
