@@ -20,6 +20,9 @@ pub use breakerbox_std::{
 #[cfg(feature = "quanta")]
 pub use breakerbox_std::{CoarseClock, CoarseClockError, QuantaClock};
 
+#[cfg(all(feature = "serde", feature = "std"))]
+pub use breakerbox_std::{BreakerSpec, BreakersFile, PolicySpec};
+
 /// The pages under `docs/`, compiled as doctests: every code block in the
 /// documentation compiles and runs.
 #[cfg(doctest)]

@@ -251,6 +251,8 @@ impl Schedule {
 /// tripped together do not probe together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Jitter {
     /// Exactly `d`.
     #[default]
@@ -264,6 +266,8 @@ pub enum Jitter {
 /// How half-open judges its probes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum HalfOpenVerdict {
     /// Any failed probe reopens the breaker; `successes_to_close` successful
     /// probes close it. The default, and the classic circuit breaker's rule.
@@ -277,6 +281,10 @@ pub enum HalfOpenVerdict {
         /// The failure rate of the probes that reopens.
         failure_rate: Ratio,
         /// The slow-call rate of the probes that reopens, if slow calls count.
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
         slow_rate: Option<Ratio>,
     },
 }
@@ -420,7 +428,7 @@ impl ConfigError {
             ConfigError::TickRate => {
                 "a tick counter's rate must be a whole number of ticks a second, above zero"
             }
-            ConfigError::WindowSize => "a count window must hold 1 to u32::MAX calls",
+            ConfigError::WindowSize => "a count window must hold from 1 call up to its capacity N (at most u32::MAX)",
             ConfigError::Buckets => "a time window must have 1 to u32::MAX buckets",
             ConfigError::BucketLength => "a time window's bucket_length must be longer than zero",
             ConfigError::MinimumCalls => {

@@ -10,6 +10,8 @@ extern crate alloc;
 
 mod breaker;
 mod config;
+#[cfg(feature = "serde")]
+mod files;
 #[cfg(feature = "embedded-hal")]
 pub mod hal;
 mod history;
@@ -30,6 +32,9 @@ pub use config::{
     Backoff, Config, ConfigBuilder, ConfigError, Fixed, FixedConfig, HalfOpenVerdict, Jitter,
     Ratio, Settings,
 };
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use files::human_duration;
 pub use policy::{
     CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, WindowCounts,
 };

@@ -27,11 +27,17 @@ use crate::time::{Duration, Instant};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
 #[must_use]
 pub struct Thresholds {
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     failure_rate: Option<Ratio>,
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     slow_rate: Option<Ratio>,
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     failure_count: Option<u32>,
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     minimum_calls: Option<u32>,
 }
 
@@ -75,6 +81,21 @@ impl Thresholds {
     /// The minimum number of calls, if set.
     pub const fn minimum(&self) -> Option<u32> {
         self.minimum_calls
+    }
+
+    /// The failure rate that trips, if set.
+    pub const fn failure_rate_threshold(&self) -> Option<Ratio> {
+        self.failure_rate
+    }
+
+    /// The slow-call rate that trips, if set.
+    pub const fn slow_rate_threshold(&self) -> Option<Ratio> {
+        self.slow_rate
+    }
+
+    /// The failure count that trips, if set.
+    pub const fn failure_count_threshold(&self) -> Option<u32> {
+        self.failure_count
     }
 
     /// Checks the thresholds for a window of `capacity` calls (`u32::MAX`
@@ -123,6 +144,16 @@ struct Rules {
 }
 
 impl Rules {
+    /// The thresholds these rules were validated from, the minimum filled in.
+    const fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            failure_rate: self.failure_rate,
+            slow_rate: self.slow_rate,
+            failure_count: self.failure_count,
+            minimum_calls: Some(self.minimum_calls),
+        }
+    }
+
     fn trips(&self, t: Totals) -> bool {
         if let Some(count) = self.failure_count {
             if t.failures >= count {
@@ -206,8 +237,10 @@ pub struct CountWindow<const N: usize> {
     totals: Totals,
     /// Where the next call goes.
     next: u32,
+    /// The calls the window holds: `N`, or fewer when chosen at run time.
+    size: u32,
     /// Each call's `FAILED | SLOW` flags; only the first `totals.calls` slots
-    /// (in ring order) are live.
+    /// (in ring order) of the first `size` are live.
     ring: [u8; N],
 }
 
@@ -222,15 +255,49 @@ impl<const N: usize> CountWindow<N> {
         if N == 0 || N > u32::MAX as usize {
             return Err(ConfigError::WindowSize);
         }
-        match thresholds.validated(N as u32, N as u32) {
+        Self::sized(N as u32, thresholds)
+    }
+
+    /// A window of the last `calls` calls, from 1 to `N`, kept in a ring of
+    /// `N`: for a size chosen at run time (from a file, say) within a
+    /// capacity chosen at compile time. `minimum_calls` defaults to `calls`.
+    ///
+    /// ```
+    /// use breakerbox_core::{CountWindow, Ratio, Thresholds};
+    ///
+    /// let half = Thresholds::new().failure_rate(Ratio::percent(50));
+    /// let window = CountWindow::<128>::sized(100, half).unwrap();
+    /// assert_eq!(window.size(), 100);
+    /// assert!(CountWindow::<128>::sized(129, half).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::WindowSize`] for `calls` of 0 or above `N`, and the
+    /// threshold errors of [`Thresholds`].
+    pub const fn sized(calls: u32, thresholds: Thresholds) -> Result<Self, ConfigError> {
+        if calls == 0 || calls as usize > N {
+            return Err(ConfigError::WindowSize);
+        }
+        match thresholds.validated(calls, calls) {
             Ok(rules) => Ok(CountWindow {
                 rules,
                 totals: Totals::EMPTY,
                 next: 0,
+                size: calls,
                 ring: [0; N],
             }),
             Err(e) => Err(e),
         }
+    }
+
+    /// The thresholds it trips by (the minimum filled in).
+    pub const fn thresholds(&self) -> Thresholds {
+        self.rules.thresholds()
+    }
+
+    /// The calls the window holds.
+    pub const fn size(&self) -> u32 {
+        self.size
     }
 
     /// The calls, failures and slow calls in the window now.
@@ -244,7 +311,7 @@ impl<const N: usize> TripPolicy for CountWindow<N> {
         let slot = self.next as usize;
         // `next` is always below N; `get_mut` keeps this panic-free regardless.
         if let Some(flags) = self.ring.get_mut(slot) {
-            if self.totals.calls as usize == N {
+            if self.totals.calls >= self.size {
                 // The window is full: the oldest call leaves.
                 let old = *flags;
                 self.totals.calls -= 1;
@@ -254,7 +321,11 @@ impl<const N: usize> TripPolicy for CountWindow<N> {
             *flags = (call.failed as u8 * FAILED) | (call.slow as u8 * SLOW);
         }
         self.totals.add(call);
-        self.next = if slot + 1 == N { 0 } else { self.next + 1 };
+        self.next = if self.next + 1 >= self.size {
+            0
+        } else {
+            self.next + 1
+        };
         self.rules.trips(self.totals)
     }
 
@@ -262,7 +333,7 @@ impl<const N: usize> TripPolicy for CountWindow<N> {
     /// cursor: every slot holds the same flags, so skipping the record is
     /// exact. The healthy steady state costs no ring write at all.
     fn success_is_noop(&self) -> bool {
-        self.totals.calls as usize == N && self.totals.failures == 0 && self.totals.slow == 0
+        self.totals.calls == self.size && self.totals.failures == 0 && self.totals.slow == 0
     }
 
     fn reset(&mut self, _now: Instant) {
@@ -358,14 +429,20 @@ impl<const B: usize> TimeWindow<B> {
         }
     }
 
-    /// The length of one bucket.
-    pub const fn bucket_length(&self) -> Duration {
-        self.bucket_length
+    /// The thresholds it trips by (the minimum filled in).
+    pub const fn thresholds(&self) -> Thresholds {
+        self.rules.thresholds()
     }
 
-    /// The length of the whole window, `B × bucket_length` (saturating).
-    pub const fn length(&self) -> Duration {
-        self.bucket_length.saturating_mul(B as u64)
+    /// The length of one bucket.
+    pub const fn bucket_length(&self) -> core::time::Duration {
+        self.bucket_length.to_core()
+    }
+
+    /// The length of the whole window, `B × bucket_length` (saturating at
+    /// the longest duration the crate's microseconds hold).
+    pub const fn length(&self) -> core::time::Duration {
+        self.bucket_length.saturating_mul(B as u64).to_core()
     }
 
     fn epoch(&self, now: Instant) -> u64 {

@@ -8,6 +8,8 @@ mod breaker;
 mod clock;
 mod counters;
 mod events;
+#[cfg(feature = "serde")]
+mod files;
 mod observe;
 mod registry;
 mod sync;
@@ -40,4 +42,7 @@ pub use clock::{MonotonicClock, SharedManualClock};
 /// ```
 pub use core::time::Duration;
 pub use events::{RejectionEvent, TransitionEvent};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use files::{BreakerSpec, BreakersFile, PolicySpec};
 pub use registry::{AnyPolicy, Registry};

@@ -271,9 +271,9 @@ fn time_window_at_the_end_of_time() {
         ..FAIL
     }));
     assert_eq!(w.counts(Instant::MAX).failures, 2);
-    assert_eq!(w.length(), Duration::from_millis(3));
+    assert_eq!(w.length(), core::time::Duration::from_millis(3));
     let huge = TimeWindow::<4>::new(StdDuration::MAX, rate(50)).unwrap();
-    assert_eq!(huge.length(), Duration::MAX);
+    assert_eq!(huge.length(), Duration::MAX.to_core());
 }
 
 #[test]
@@ -559,5 +559,41 @@ fn a_full_count_window_of_successes_is_the_only_one_that_skips_a_success() {
     assert!(
         !time.success_is_noop(),
         "a time window always counts a success"
+    );
+}
+
+/// A window sized at run time within a larger ring is the window of that
+/// size: the same trips and counts, call by call.
+#[test]
+fn a_sized_window_is_the_window_of_its_size() {
+    let t = Thresholds::new()
+        .failure_rate(Ratio::percent(50))
+        .slow_rate(Ratio::percent(75))
+        .minimum_calls(3);
+    let mut exact = CountWindow::<5>::new(t).unwrap();
+    let mut sized = CountWindow::<64>::sized(5, t).unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..500 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let call = CallRecord {
+            failed: seed & 3 == 0,
+            slow: seed & 12 == 0,
+            at: Instant::ZERO,
+        };
+        if i % 97 == 0 {
+            exact.reset(Instant::ZERO);
+            sized.reset(Instant::ZERO);
+        }
+        assert_eq!(exact.record(call), sized.record(call), "call {i}");
+        assert_eq!(exact.counts(), sized.counts(), "call {i}");
+        assert_eq!(exact.success_is_noop(), sized.success_is_noop(), "call {i}");
+    }
+    assert_eq!(CountWindow::<4>::sized(0, t), Err(ConfigError::WindowSize));
+    assert_eq!(CountWindow::<4>::sized(5, t), Err(ConfigError::WindowSize));
+    assert_eq!(
+        CountWindow::<4>::sized(2, t),
+        Err(ConfigError::MinimumCalls)
     );
 }
