@@ -1325,6 +1325,30 @@ impl<P: TripPolicy, C> Breaker<P, C> {
     }
 }
 
+impl<P, const H: usize> Machine<P, H, Config> {
+    /// Takes `config` at `now`, keeping state, generation, counts, history,
+    /// the policy and the permits out (see [`Breaker::reconfigure_at`]).
+    fn reconfigure(&mut self, config: Config, now: Instant) {
+        let old_seed = self.settings.jitter_seed();
+        self.settings = config;
+        let (shortest, longest) = (config.schedule.initial(), config.schedule.max());
+        self.open_base = self.open_base.clamp(shortest, longest);
+        if let Some(seed) = config.jitter_seed() {
+            if old_seed != Some(seed) {
+                self.rng = Rng::new(seed);
+            }
+        }
+        match &mut self.phase {
+            Phase::Open { until } => *until = (*until).min(now.saturating_add(longest)),
+            Phase::HalfOpen(probes) => {
+                let lease_end = now.saturating_add(config.probe_lease);
+                probes.lease_until = probes.lease_until.min(lease_end);
+            }
+            _ => {}
+        }
+    }
+}
+
 impl<P: TripPolicy, C, const H: usize> Breaker<P, C, H> {
     /// A closed breaker that keeps its last `H` transitions, `H` given by
     /// the type (none for `H = 0`); otherwise as [`new`](Breaker::new).
@@ -1373,6 +1397,52 @@ impl<P: TripPolicy, C, const H: usize, K: FixedConfig> Breaker<P, C, H, Fixed<K>
             machine: Machine::new(&K::CONFIG, Fixed::new(), policy),
             clock,
         }
+    }
+}
+
+impl<P: TripPolicy, C, const H: usize> Breaker<P, C, H> {
+    /// Gives the running breaker a new configuration at `now`, without a
+    /// transition: its state, generation, counts, history, policy and the
+    /// permits out all stay. What is under way follows these rules (also in
+    /// `docs/semantics.md`):
+    ///
+    /// - **open**: the deadline stays, but never lies further than the new
+    ///   longest open duration from `now` (a shorter open duration cuts the
+    ///   current opening; a longer one waits for the next);
+    /// - **half-open**: the probes out keep their slots and are judged by
+    ///   the new rules when they report; a lower `max_probes` admits no
+    ///   more until fewer are out; their lease ends no later than the new
+    ///   `probe_lease` from `now`;
+    /// - **backoff**: the next opening uses the new backoff, its current
+    ///   step held within the new bounds;
+    /// - **jitter**: a new seed restarts the sequence; the same seed or none
+    ///   keeps it;
+    /// - **slow calls**: judged by the new threshold from the next report.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use breakerbox_core::{Breaker, Config, ConsecutiveFailures, Instant, NoClock, Outcome};
+    ///
+    /// let slow = Config::builder().open_duration(Duration::from_secs(60)).build().unwrap();
+    /// let mut breaker = Breaker::new(slow, ConsecutiveFailures::new(1).unwrap(), NoClock);
+    /// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
+    /// let _ = breaker.record_at(permit, Outcome::Failure, Instant::ZERO); // open for 60 s
+    ///
+    /// let fast = Config::builder().open_duration(Duration::from_secs(5)).build().unwrap();
+    /// breaker.reconfigure_at(fast, Instant::from_secs(1));
+    /// assert_eq!(breaker.poll_at(Instant::from_secs(1)), Some(Instant::from_secs(6)));
+    /// assert_eq!(breaker.generation(), 1, "no transition");
+    /// ```
+    pub fn reconfigure_at(&mut self, config: Config, now: Instant) {
+        self.machine.reconfigure(config, now);
+    }
+}
+
+impl<P: TripPolicy, C: Clock, const H: usize> Breaker<P, C, H> {
+    /// [`reconfigure_at`](Self::reconfigure_at) now.
+    pub fn reconfigure(&mut self, config: Config) {
+        let now = self.clock.now();
+        self.reconfigure_at(config, now);
     }
 }
 
@@ -1493,6 +1563,14 @@ impl<P: TripPolicy, C, const H: usize, S: Settings> Breaker<P, C, H, S> {
     /// The trip policy.
     pub fn policy(&self) -> &P {
         &self.machine.policy
+    }
+
+    /// The trip policy, to change its thresholds in place where its type
+    /// allows (such as [`ConsecutiveFailures::set_failure_threshold`]): its
+    /// run or window stays, and the next recorded outcome is judged by the
+    /// new thresholds.
+    pub fn policy_mut(&mut self) -> &mut P {
+        &mut self.machine.policy
     }
 
     /// The clock.

@@ -172,6 +172,32 @@ impl ConsecutiveFailures {
     pub const fn consecutive_failures(&self) -> u32 {
         self.run
     }
+
+    /// Trips at `failure_threshold` from now on, keeping the run so far: a
+    /// run that already reaches it trips at the next failure.
+    ///
+    /// ```
+    /// use breakerbox_core::{CallRecord, ConsecutiveFailures, Instant, TripPolicy};
+    ///
+    /// let mut policy = ConsecutiveFailures::new(5).unwrap();
+    /// let fail = CallRecord { failed: true, slow: false, at: Instant::ZERO };
+    /// assert!(!policy.record(fail));
+    /// assert!(!policy.record(fail));
+    /// policy.set_failure_threshold(3).unwrap();
+    /// assert!(policy.record(fail)); // the third in a row
+    /// assert!(policy.set_failure_threshold(0).is_err());
+    /// assert_eq!(policy.failure_threshold(), 3, "a refused value changes nothing");
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::FailureThreshold`] for zero, changing nothing.
+    pub fn set_failure_threshold(&mut self, failure_threshold: u32) -> Result<(), ConfigError> {
+        *self = ConsecutiveFailures {
+            run: self.run,
+            ..ConsecutiveFailures::new(failure_threshold)?
+        };
+        Ok(())
+    }
 }
 
 impl Default for ConsecutiveFailures {

@@ -300,6 +300,17 @@ impl<const N: usize> CountWindow<N> {
         self.size
     }
 
+    /// Trips by `thresholds` from now on, keeping the calls in the window:
+    /// the next recorded outcome is judged by them.
+    ///
+    /// # Errors
+    /// The threshold errors of [`Thresholds`] for this window's size,
+    /// changing nothing.
+    pub fn set_thresholds(&mut self, thresholds: Thresholds) -> Result<(), ConfigError> {
+        self.rules = thresholds.validated(self.size, self.size)?;
+        Ok(())
+    }
+
     /// The calls, failures and slow calls in the window now.
     pub fn counts(&self) -> WindowCounts {
         self.rules.window(self.totals)
@@ -432,6 +443,16 @@ impl<const B: usize> TimeWindow<B> {
     /// The thresholds it trips by (the minimum filled in).
     pub const fn thresholds(&self) -> Thresholds {
         self.rules.thresholds()
+    }
+
+    /// Trips by `thresholds` from now on, keeping the calls in the window:
+    /// the next recorded outcome is judged by them.
+    ///
+    /// # Errors
+    /// The threshold errors of [`Thresholds`], changing nothing.
+    pub fn set_thresholds(&mut self, thresholds: Thresholds) -> Result<(), ConfigError> {
+        self.rules = thresholds.validated(100, u32::MAX)?;
+        Ok(())
     }
 
     /// The length of one bucket.

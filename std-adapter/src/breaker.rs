@@ -663,6 +663,47 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
         self.shared.reset()
     }
 
+    /// Gives the running breaker a new configuration: its state, counts,
+    /// history and the calls under way all stay, by the rules of
+    /// [`Breaker::reconfigure_at`](breakerbox_core::Breaker::reconfigure_at)
+    /// (an opening under way is cut to the new longest open duration, never
+    /// lengthened; probes out are judged by the new rules). A configuration
+    /// without a jitter seed keeps the breaker's own. Waiting calls are
+    /// woken.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use breakerbox_std::{Config, ConsecutiveFailures, StdBreaker};
+    ///
+    /// let breaker = StdBreaker::new(Config::DEFAULT, ConsecutiveFailures::new(5).unwrap());
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// let patient = Config::builder().open_duration(Duration::from_secs(30)).build().unwrap();
+    /// breaker.reconfigure(patient);
+    /// assert_eq!(breaker.config().backoff().initial(), Duration::from_secs(30));
+    /// assert_eq!(breaker.metrics().counts.failures, 1, "counts kept");
+    /// breaker.update_policy(|p| p.set_failure_threshold(2)).unwrap();
+    /// let _ = breaker.call(|| Err::<(), _>("refused"));
+    /// assert_eq!(breaker.state(), breakerbox_std::State::Open, "2 in a row now trips");
+    /// ```
+    pub fn reconfigure(&self, config: Config) {
+        let config = match (config.jitter_seed(), self.config().jitter_seed()) {
+            (None, Some(own)) => config.with_jitter_seed(own),
+            _ => config,
+        };
+        self.shared.reconfigure(config);
+    }
+
+    /// Changes the trip policy's thresholds in place (where its type
+    /// allows, such as
+    /// [`ConsecutiveFailures::set_failure_threshold`](breakerbox_core::ConsecutiveFailures::set_failure_threshold)),
+    /// keeping its run or window; the next recorded outcome is judged by
+    /// them.
+    pub fn update_policy<R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
+        self.shared
+            .update_policy(f)
+            .expect("the std lock blocks rather than refuse")
+    }
+
     /// The current state (transitions happen lazily, in calls).
     pub fn state(&self) -> State {
         self.shared.state()

@@ -568,3 +568,54 @@ fn a_registrys_debug_lists_its_breakers_sorted() {
         "Registry { breakers: [\"cache\", \"db\"], .. }"
     );
 }
+
+/// A running breaker takes a new configuration: an opening under way is
+/// cut (its lock-free rejections see the new deadline at once), counts and
+/// history stay, and a half-open probe out is judged by the new rules.
+#[test]
+fn reconfiguring_an_open_and_a_half_open_breaker() {
+    let open_for = |s| {
+        Config::builder()
+            .open_duration(StdDuration::from_secs(s))
+            .successes_to_close(2)
+            .build()
+            .unwrap()
+    };
+    let (breaker, clock) = manual(1, open_for(60));
+    let _ = breaker.call(fail);
+    let rejected = |b: &StdBreaker<ConsecutiveFailures, SharedManualClock>| match b
+        .call(|| Ok::<_, &str>(()))
+    {
+        Err(CallError::Rejected(r)) => r.retry_after(),
+        other => panic!("expected a rejection, got {other:?}"),
+    };
+    assert_eq!(rejected(&breaker), Some(StdDuration::from_secs(60)));
+    clock.advance(Duration::from_secs(1));
+    breaker.reconfigure(open_for(5));
+    assert_eq!(rejected(&breaker), Some(StdDuration::from_secs(5)));
+    breaker.reconfigure(open_for(600));
+    assert_eq!(
+        rejected(&breaker),
+        Some(StdDuration::from_secs(5)),
+        "not lengthened"
+    );
+    let m = breaker.metrics();
+    assert_eq!(
+        (m.generation, m.counts.failures, m.counts.rejected),
+        (1, 1, 3)
+    );
+
+    clock.advance(Duration::from_secs(5));
+    let probe = breaker.try_acquire().unwrap();
+    assert_eq!(breaker.state(), State::HalfOpen);
+    breaker.reconfigure(
+        Config::builder()
+            .open_duration(StdDuration::from_secs(600))
+            .successes_to_close(1)
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(probe.record(Outcome::Success), ReportStatus::Recorded);
+    assert_eq!(breaker.state(), State::Closed, "one success closes now");
+    assert_eq!(breaker.metrics().generation, 3);
+}

@@ -946,3 +946,173 @@ fn chain(e: &dyn core::error::Error) -> std::string::String {
     }
     out
 }
+
+mod reconfiguration {
+    use super::*;
+
+    fn open_for(s: u64) -> Config {
+        config(|b| b.open_duration(StdDuration::from_secs(s)))
+    }
+
+    /// The state, generation, counts and history stay; a shorter opening
+    /// cuts the one under way, a longer one waits for the next.
+    #[test]
+    fn an_open_breaker_keeps_its_state_and_takes_the_new_durations() {
+        let mut b = breaker(1, open_for(60));
+        let _ = run(&mut b, Outcome::Success, secs(0));
+        trip(&mut b, 1, secs(1)); // open until 61 s
+        let before = (
+            b.generation(),
+            b.metrics_at(secs(2)).counts,
+            b.history().count(),
+        );
+        b.reconfigure_at(open_for(5), secs(2));
+        assert_eq!(until(&b), secs(7), "cut to 5 s from the change");
+        let after = (
+            b.generation(),
+            b.metrics_at(secs(2)).counts,
+            b.history().count(),
+        );
+        assert_eq!(after, before);
+        assert_eq!(b.state(), State::Open);
+
+        b.reconfigure_at(open_for(600), secs(3));
+        assert_eq!(until(&b), secs(7), "never lengthened");
+        let probe = b.try_acquire_at(secs(7)).result.unwrap();
+        let t = b
+            .record_at(probe, Outcome::Failure, secs(7))
+            .transition
+            .unwrap();
+        assert_eq!(t.to, State::Open);
+        assert_eq!(until(&b), secs(607), "the next opening is the new one");
+    }
+
+    /// Probes out keep their slots and are judged by the new rules; a lower
+    /// `max_probes` admits no more; the lease ends by the new one.
+    #[test]
+    fn a_half_open_breaker_keeps_its_probes_and_judges_them_by_the_new_rules() {
+        let three = config(|b| b.max_probes(3).successes_to_close(3));
+        let mut b = breaker(1, three);
+        trip(&mut b, 1, secs(0));
+        let p1 = b.try_acquire_at(secs(5)).result.unwrap();
+        let p2 = b.try_acquire_at(secs(5)).result.unwrap();
+        let _ = b.record_at(p1, Outcome::Success, secs(6));
+
+        let one = config(|b| {
+            b.max_probes(1)
+                .successes_to_close(2)
+                .probe_lease(StdDuration::from_secs(4))
+        });
+        b.reconfigure_at(one, secs(7));
+        assert_eq!(b.state(), State::HalfOpen);
+        assert_eq!(
+            b.poll_at(secs(9)),
+            Some(secs(11)),
+            "the lease ends 4 s after the change"
+        );
+        let full = b.try_acquire_at(secs(7)).result.unwrap_err();
+        assert_eq!(full.reason, RejectReason::HalfOpenFull, "1 out, 1 allowed");
+        assert_eq!(b.poll_at(secs(7)), Some(secs(11)));
+        // The probe admitted before the change counts toward the new
+        // `successes_to_close`: two successes close.
+        let t = b
+            .record_at(p2, Outcome::Success, secs(8))
+            .transition
+            .unwrap();
+        assert_eq!(
+            (t.to, t.reason),
+            (State::Closed, TransitionReason::ProbesSucceeded)
+        );
+    }
+
+    #[test]
+    fn the_backoff_step_stays_within_the_new_bounds() {
+        let grow = config(|b| {
+            b.exponential_backoff(
+                StdDuration::from_secs(1),
+                StdDuration::from_secs(100),
+                10,
+                1,
+            )
+        });
+        let mut b = breaker(1, grow);
+        trip(&mut b, 1, secs(0)); // 1 s
+        let probe = b.try_acquire_at(secs(1)).result.unwrap();
+        let _ = b.record_at(probe, Outcome::Failure, secs(1)); // 10 s
+        let probe = b.try_acquire_at(secs(11)).result.unwrap();
+        let _ = b.record_at(probe, Outcome::Failure, secs(11)); // 100 s
+        assert_eq!(until(&b), secs(111));
+        let capped = config(|b| {
+            b.exponential_backoff(StdDuration::from_secs(2), StdDuration::from_secs(20), 2, 1)
+        });
+        b.reconfigure_at(capped, secs(12));
+        assert_eq!(until(&b), secs(32), "cut to the new cap");
+        let probe = b.try_acquire_at(secs(32)).result.unwrap();
+        let _ = b.record_at(probe, Outcome::Failure, secs(32));
+        assert_eq!(
+            until(&b),
+            secs(52),
+            "the step, held at 20 s, grows no further"
+        );
+
+        // A step below the new initial duration is raised to it.
+        let mut b = breaker(1, grow);
+        trip(&mut b, 1, secs(0)); // 1 s, the step at 1 s
+        let higher = config(|b| {
+            b.exponential_backoff(StdDuration::from_secs(5), StdDuration::from_secs(100), 2, 1)
+        });
+        b.reconfigure_at(higher, secs(0));
+        let probe = b.try_acquire_at(secs(1)).result.unwrap();
+        let _ = b.record_at(probe, Outcome::Failure, secs(1));
+        assert_eq!(until(&b), secs(11), "twice the step of 5 s");
+    }
+
+    #[test]
+    fn a_new_seed_restarts_the_jitter_and_the_same_seed_keeps_it() {
+        let jittered = |seed| config(|b| b.jitter(Jitter::Full).jitter_seed(seed));
+        let draws = |b: &mut Test, changes: &[(u64, Config)]| {
+            let mut seen = Vec::new();
+            let mut t = 0;
+            for round in 0..4 {
+                for (at, config) in changes {
+                    if *at == round {
+                        b.reconfigure_at(*config, secs(t));
+                    }
+                }
+                trip(b, 1, secs(t));
+                let end = until(b);
+                seen.push(end.saturating_duration_since(secs(t)));
+                t = end.as_micros() / 1_000_000 + 1;
+                let probe = b.try_acquire_at(secs(t)).result.unwrap();
+                let _ = b.record_at(probe, Outcome::Success, secs(t));
+            }
+            seen
+        };
+        let plain = draws(&mut breaker(1, jittered(7)), &[]);
+        let same = draws(&mut breaker(1, jittered(7)), &[(2, jittered(7))]);
+        assert_eq!(same, plain, "the same seed keeps the sequence");
+        let restarted = draws(
+            &mut breaker(1, jittered(7)),
+            &[(2, jittered(7).with_jitter_seed(9))],
+        );
+        let fresh = draws(&mut breaker(1, jittered(9)), &[]);
+        assert_eq!(restarted[..2], plain[..2]);
+        assert_eq!(restarted[2..], fresh[..2], "a new seed starts its sequence");
+    }
+
+    /// A permit admitted before the change still reports.
+    #[test]
+    fn permits_out_stay_valid() {
+        let mut b = breaker(3, Config::DEFAULT);
+        let permit = b.try_acquire_at(secs(0)).result.unwrap();
+        b.reconfigure_at(open_for(1), secs(0));
+        assert_eq!(
+            b.record_at(permit, Outcome::Failure, secs(0)).status,
+            ReportStatus::Recorded
+        );
+        b.policy_mut().set_failure_threshold(2).unwrap();
+        let t = run(&mut b, Outcome::Failure, secs(0)).transition.unwrap();
+        assert_eq!(t.to, State::Open, "the run of 2 meets the new threshold");
+        assert_eq!(until(&b), secs(1));
+    }
+}

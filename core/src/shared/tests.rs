@@ -343,12 +343,13 @@ fn the_snapshot_carries_64_bit_values() {
         Frozen,
     );
     let big = (7u64 << 32) | 5;
+    let longest = Duration::from_micros((3u64 << 32) | 9);
     b.snapshot
-        .write(big, OPEN, Instant::from_micros(u64::MAX - 1));
+        .write(big, OPEN, Instant::from_micros(u64::MAX - 1), longest);
     let v = b.snapshot.read();
     assert_eq!(
-        (v.generation, v.flags, v.until),
-        (big, OPEN, Instant::from_micros(u64::MAX - 1))
+        (v.generation, v.flags, v.until, v.longest),
+        (big, OPEN, Instant::from_micros(u64::MAX - 1), longest)
     );
     assert_eq!(b.generation(), big);
 }
