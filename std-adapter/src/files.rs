@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::breaker::StdBreaker;
+use crate::breaker::{StdBreaker, StdBreakerBuilder};
 use crate::clock::MonotonicClock;
 use crate::registry::{AnyPolicy, Registry};
 
@@ -163,14 +163,26 @@ pub struct BreakerSpec {
 }
 
 impl BreakerSpec {
+    /// A builder for this breaker, to name it and add listeners or a clock.
+    pub fn builder(&self) -> StdBreakerBuilder<AnyPolicy, MonotonicClock> {
+        StdBreaker::builder(self.config, self.policy.policy())
+    }
+
     /// The breaker, named `name`, on `clock`.
     pub fn build<C: Clock>(&self, name: &str, clock: C) -> StdBreaker<AnyPolicy, C> {
-        StdBreaker::builder(self.config, self.policy.policy())
-            .clock(clock)
-            .name(name)
-            .build()
+        self.builder().clock(clock).name(name).build()
     }
 }
+
+/// The spec of a name a file without a default does not list.
+static DEFAULT_SPEC: BreakerSpec = BreakerSpec {
+    config: Config::DEFAULT,
+    policy: PolicySpec {
+        consecutive: Some(breakerbox_core::valid!(ConsecutiveFailures::new(5))),
+        count: None,
+        time: None,
+    },
+};
 
 /// A file of named breakers, and the one for names it does not list.
 ///
@@ -206,6 +218,29 @@ pub struct BreakersFile {
 }
 
 impl BreakersFile {
+    /// The spec for `name`: its own, or the file's default (itself
+    /// [`Config::DEFAULT`] and five consecutive failures if the file has
+    /// none). For a registry of your own factory:
+    ///
+    /// ```
+    /// use breakerbox_std::{BreakersFile, Registry};
+    ///
+    /// let file: BreakersFile = toml::from_str(r#"
+    ///     [breakers.db]
+    ///     policy = { consecutive_failures = 3 }
+    /// "#).unwrap();
+    /// let registry = Registry::new(move |name| {
+    ///     file.spec(name).builder().name(name).on_transition(|e| eprintln!("{e}")).build()
+    /// });
+    /// assert_eq!(registry.get("db").name(), "db");
+    /// ```
+    pub fn spec(&self, name: &str) -> &BreakerSpec {
+        self.breakers
+            .get(name)
+            .or(self.default.as_ref())
+            .unwrap_or(&DEFAULT_SPEC)
+    }
+
     /// A registry on the [`MonotonicClock`] holding every named breaker of
     /// the file, made now, and making others from `default`.
     pub fn into_registry(self) -> Registry<String, AnyPolicy, MonotonicClock> {
@@ -219,21 +254,7 @@ impl BreakersFile {
         clock: C,
     ) -> Registry<String, AnyPolicy, C> {
         let names: Vec<String> = self.breakers.keys().cloned().collect();
-        let fallback = self.default.unwrap_or(BreakerSpec {
-            config: Config::DEFAULT,
-            policy: PolicySpec {
-                consecutive: ConsecutiveFailures::new(5).ok(),
-                count: None,
-                time: None,
-            },
-        });
-        let specs = self.breakers;
-        let registry = Registry::new(move |name| {
-            specs
-                .get(name)
-                .unwrap_or(&fallback)
-                .build(name, clock.clone())
-        });
+        let registry = Registry::new(move |name| self.spec(name).build(name, clock.clone()));
         for name in &names {
             let _ = registry.get(name.as_str());
         }
