@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use breakerbox::{
     Admission, Breaker, Config, ConsecutiveFailures, CountWindow, Counts, Guard, ManualClock,
-    Metrics, MonotonicClock, NoClock, Permit, Phase, ReadyToTrip, Report, RunCounts, SharedBreaker,
-    StdBreaker, TimeWindow, Transition,
+    Metrics, MonotonicClock, NoClock, Permit, Phase, ReadyToTrip, Registry, Report, RunCounts,
+    SharedBreaker, StdBreaker, TimeWindow, Transition,
 };
 
 /// Counts the bytes a measuring thread's allocations ask for and its frees
@@ -86,9 +86,31 @@ pub fn std_breaker_heap() -> (usize, usize) {
     (built, first_count)
 }
 
+/// Idle breakers in the registry [`registry_heap`] measures.
+const IDLE: usize = 10_000;
+
+/// Heap bytes a registry holds for [`IDLE`] idle named breakers (names
+/// `host-0` …), map and names included.
+pub fn registry_heap() -> usize {
+    let (registry, bytes) = allocated_by(|| {
+        let registry = Registry::new(|name| {
+            StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(5).unwrap())
+                .name(name)
+                .build()
+        });
+        for i in 0..IDLE {
+            let _ = registry.get(format!("host-{i}").as_str());
+        }
+        registry
+    });
+    assert_eq!(registry.len(), IDLE);
+    bytes
+}
+
 /// The README's table, in Markdown, for the machine this runs on.
 pub fn table() -> String {
     let (heap_built, heap_first_count) = std_breaker_heap();
+    let registry_total = registry_heap();
     type Consecutive<const H: usize> = Breaker<ConsecutiveFailures, NoClock, H>;
     let history_entry = size_of::<Transition>();
     let whole = size_of::<Consecutive<1>>() - history_entry;
@@ -178,6 +200,15 @@ pub fn table() -> String {
             "128-byte slots for the four lowest thread indices (or up to the \
              counting thread's, rounded up to a power of two); a higher index \
              later adds a bucket of 1, 2, 4 … 32 slots",
+        ),
+        (
+            format!(
+                "`Registry` of 10,000 idle named breakers, per breaker ({} KiB in all)",
+                registry_total / 1024
+            ),
+            registry_total / IDLE,
+            "each breaker's heap, its name twice (key and label), its slot and \
+             its share of the map",
         ),
         (
             "`Guard` of a `StdBreaker`".into(),
