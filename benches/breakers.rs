@@ -14,7 +14,8 @@ use std::time::{Duration, Instant as StdInstant};
 
 use breakerbox::{
     Breaker, Clock, Config, ConsecutiveFailures, CountWindow, Instant, ManualClock, MonotonicClock,
-    Ratio, SharedBreaker, SharedManualClock, StdBreaker, Thresholds, TimeWindow, TripPolicy,
+    Ratio, Registry, SharedBreaker, SharedManualClock, StdBreaker, Thresholds, TimeWindow,
+    TripPolicy,
 };
 use breakerbox_std::{CoarseClock, QuantaClock};
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
@@ -366,11 +367,50 @@ fn shared_by_two(c: &mut Criterion) {
     g.finish();
 }
 
+/// Breakers in the registry of the lookup benchmarks.
+const REGISTERED: usize = 10_000;
+
+/// The next index of this thread's walk over the registry's names: a
+/// stride prime to their count, so each thread visits every breaker.
+fn next_index() -> usize {
+    thread_local! {
+        static AT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    AT.with(|at| {
+        let i = at.get();
+        at.set((i + 7_919) % REGISTERED);
+        i
+    })
+}
+
+/// A lookup by name plus a closed call, in a registry of 10,000 breakers,
+/// beside the same walk over handles held directly.
+fn registry(c: &mut Criterion) {
+    let names: Vec<String> = (0..REGISTERED).map(|i| format!("host-{i}")).collect();
+    let registry = Registry::new(|name| {
+        StdBreaker::builder(Config::DEFAULT, consecutive())
+            .name(name)
+            .build()
+    });
+    let held: Vec<_> = names.iter().map(|n| registry.get(n.as_str())).collect();
+    let lookup = || registry.get(names[next_index()].as_str()).call(op).is_ok();
+    let direct = || held[next_index()].call(op).is_ok();
+
+    let mut g = c.benchmark_group("registry_10000");
+    g.bench_function("held", |b| b.iter(direct));
+    g.bench_function("lookup", |b| b.iter(lookup));
+    g.finish();
+    let mut g = c.benchmark_group("two_threads_registry_10000");
+    two_thread_subject!(g, "held", direct);
+    two_thread_subject!(g, "lookup", lookup);
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_millis(1500));
-    targets = closed, open, half_open, record, shared_by_two
+    targets = closed, open, half_open, record, shared_by_two, registry
 }
 criterion_main!(benches);

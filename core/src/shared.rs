@@ -307,9 +307,6 @@ struct Snapshot {
     generation: Word64,
     flags: AtomicU32,
     until: Word64,
-    /// The longest open duration of the configuration (meaningful while
-    /// open): no lock-free rejection waits longer.
-    longest: Word64,
 }
 
 #[derive(Clone, Copy)]
@@ -317,7 +314,6 @@ struct View {
     generation: u64,
     flags: u32,
     until: Instant,
-    longest: Duration,
     /// The sequence number the view was read at (even). Read back only
     /// where it is 64 bits (see [`Snapshot::unchanged_since`]).
     #[cfg_attr(not(any(loom, target_has_atomic = "64")), allow(dead_code))]
@@ -347,48 +343,37 @@ macro_rules! new_snapshot {
                 ADMIT
             }),
             until: Word64::new(),
-            longest: Word64::new(),
         }
     };
 }
 
 impl Snapshot {
     /// Only ever called with the breaker's lock held: one writer at a time.
-    fn write(&self, generation: u64, flags: u32, until: Instant, longest: Duration) {
+    fn write(&self, generation: u64, flags: u32, until: Instant) {
         let seq: Seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
         self.generation.store(generation);
         self.flags.store(flags, Ordering::Relaxed);
         self.until.store(until.as_micros());
-        self.longest.store(longest.as_micros());
         self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
     /// One read of everything; `None` if it overlapped a write.
     #[inline(always)]
     fn read_once(&self) -> Option<View> {
-        self.read_once_with(|s| {
-            (
-                Instant::from_micros(s.until.load()),
-                Duration::from_micros(s.longest.load()),
-            )
-        })
+        self.read_once_with(|s| Instant::from_micros(s.until.load()))
     }
 
     /// One read, with the deadline as `until` reads it (the report path
     /// skips it).
     #[inline(always)]
-    fn read_once_with(&self, open: impl FnOnce(&Self) -> (Instant, Duration)) -> Option<View> {
+    fn read_once_with(&self, until: impl FnOnce(&Self) -> Instant) -> Option<View> {
         let before = self.seq.load(Ordering::Acquire);
-        let generation = self.generation.load();
-        let flags = self.flags.load(Ordering::Relaxed);
-        let (until, longest) = open(self);
         let view = View {
-            generation,
-            flags,
-            until,
-            longest,
+            generation: self.generation.load(),
+            flags: self.flags.load(Ordering::Relaxed),
+            until: until(self),
             seq: before,
         };
         fence(Ordering::Acquire);
@@ -400,7 +385,7 @@ impl Snapshot {
     /// deadline): `None` if the read overlapped a write.
     #[inline(always)]
     fn read_for_report(&self) -> Option<View> {
-        self.read_once_with(|_| (Instant::ZERO, Duration::ZERO))
+        self.read_once_with(|_| Instant::ZERO)
     }
 
     /// A consistent view, or `None` after [`READ_TRIES`] reads that each
@@ -433,7 +418,6 @@ impl Snapshot {
             generation: 0,
             flags: 0,
             until: Instant::ZERO,
-            longest: Duration::ZERO,
             seq: 1,
         })
     }
@@ -524,6 +508,12 @@ pub struct SharedBreaker<
 > {
     snapshot: Snapshot,
     counters: S::Counters,
+    /// No lock-free rejection waits longer than this: the configuration's
+    /// longest open duration, in µs. Outside the snapshot, as only a
+    /// reconfiguration changes it: a read that meets that change sees one
+    /// of the two bounds (or, on a 32-bit target, a mix of their halves,
+    /// for that one call), and the lock decides what the bound turns away.
+    longest_open: Word64,
     machine: S::Lock<Breaker<P, NoClock, H, Cfg>>,
     clock: C,
     sharing: S,
@@ -533,7 +523,11 @@ impl<P: TripPolicy, C, const H: usize> SharedBreaker<P, C, H, CriticalSection> {
     /// A closed breaker; `const`, so it can be a `static`.
     #[cfg(not(loom))]
     pub const fn new(config: Config, policy: P, clock: C) -> Self {
-        SharedBreaker::around(Breaker::with_history(config, policy, NoClock), clock)
+        SharedBreaker::around(
+            &config,
+            Breaker::with_history(config, policy, NoClock),
+            clock,
+        )
     }
 
     /// A closed breaker.
@@ -566,21 +560,22 @@ impl<P: TripPolicy, C, const H: usize, K: FixedConfig>
     /// ```
     #[cfg(not(loom))]
     pub const fn fixed(policy: P, clock: C) -> Self {
-        SharedBreaker::around(Breaker::fixed(policy, NoClock), clock)
+        SharedBreaker::around(&K::CONFIG, Breaker::fixed(policy, NoClock), clock)
     }
 }
 
 impl<P: TripPolicy, C, const H: usize, Cfg> SharedBreaker<P, C, H, CriticalSection, Cfg> {
-    /// The shared front around `machine`, closed: what both `const`
-    /// constructors make.
+    /// The shared front around `machine`, closed, whose configuration is
+    /// `config`: what both `const` constructors make.
     #[cfg(not(loom))]
-    const fn around(machine: Breaker<P, NoClock, H, Cfg>, clock: C) -> Self {
+    const fn around(config: &Config, machine: Breaker<P, NoClock, H, Cfg>, clock: C) -> Self {
         SharedBreaker {
             // A `const fn` cannot ask the policy whether it needs the time,
             // so admissions read the clock until the first report publishes
             // the answer (always correct, at most a clock read too many).
             snapshot: new_snapshot!(true),
             counters: AtomicCounters::new(),
+            longest_open: Word64::holding(config.schedule.max().as_micros()),
             machine: CriticalSectionLock::new(machine),
             clock,
             sharing: CriticalSection,
@@ -668,6 +663,7 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing> SharedBreaker<P, C, H, S> {
         SharedBreaker {
             snapshot: new_snapshot!(policy.needs_time() || config.slow_call_threshold.is_some()),
             counters: S::Counters::new(),
+            longest_open: Word64::holding(config.schedule.max().as_micros()),
             machine: S::Lock::new(Breaker::with_history(config, policy, NoClock)),
             clock,
             sharing,
@@ -740,12 +736,7 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing, Cfg: Settings> SharedBreaker<
             Phase::HalfOpen(_) | Phase::ForcedOpen => (0, Instant::ZERO),
         };
         let epoch = epoch_of(m.resets()) << EPOCH_SHIFT;
-        self.snapshot.write(
-            m.generation(),
-            flags | epoch,
-            until,
-            m.config().schedule.max(),
-        );
+        self.snapshot.write(m.generation(), flags | epoch, until);
     }
 
     /// Counts `event` lock-free; `false` if it must be decided under the
@@ -783,7 +774,7 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing, Cfg: Settings> SharedBreaker<
     fn reject_lock_free(&self, view: &View, now: Instant) -> Option<Rejected> {
         let wait = view.until.saturating_duration_since(now);
         if wait.is_zero()
-            || wait > view.longest
+            || wait > Duration::from_micros(self.longest_open.load())
             || !self.count_lock_free(LockFreeEvent::Rejection, view.epoch())
         {
             return None;
@@ -978,7 +969,12 @@ impl<P: TripPolicy, C, const H: usize, S: Sharing> SharedBreaker<P, C, H, S> {
     /// on the breaker are woken (a shorter opening may admit them sooner).
     /// `false`, changing nothing, only if called from inside the lock.
     pub fn reconfigure_at(&self, config: Config, now: Instant) -> bool {
-        let done = self.locked(|m| m.reconfigure_at(config, now)).is_some();
+        let done = self
+            .locked(|m| {
+                m.reconfigure_at(config, now);
+                self.longest_open.store(config.schedule.max().as_micros());
+            })
+            .is_some();
         self.sharing.changed();
         done
     }

@@ -57,22 +57,46 @@ pub(crate) struct Word64 {
 impl Word64 {
     #[cfg(all(not(loom), target_has_atomic = "64"))]
     pub(crate) const fn new() -> Self {
-        Word64 {
-            word: portable_atomic::AtomicU64::new(0),
-        }
+        Self::holding(0)
     }
 
     #[cfg(not(any(loom, target_has_atomic = "64")))]
     pub(crate) const fn new() -> Self {
-        Word64 {
-            halves: [AtomicU32::new(0), AtomicU32::new(0)],
-        }
+        Self::holding(0)
     }
 
     #[cfg(loom)]
     pub(crate) fn new() -> Self {
+        Self::holding(0)
+    }
+
+    /// A word holding `value`.
+    #[cfg(all(not(loom), target_has_atomic = "64"))]
+    pub(crate) const fn holding(value: u64) -> Self {
         Word64 {
-            halves: [AtomicU32::new(0), AtomicU32::new(0)],
+            word: portable_atomic::AtomicU64::new(value),
+        }
+    }
+
+    /// A word holding `value`.
+    #[cfg(not(any(loom, target_has_atomic = "64")))]
+    pub(crate) const fn holding(value: u64) -> Self {
+        Word64 {
+            halves: [
+                AtomicU32::new(value as u32),
+                AtomicU32::new((value >> 32) as u32),
+            ],
+        }
+    }
+
+    /// A word holding `value`.
+    #[cfg(loom)]
+    pub(crate) fn holding(value: u64) -> Self {
+        Word64 {
+            halves: [
+                AtomicU32::new(value as u32),
+                AtomicU32::new((value >> 32) as u32),
+            ],
         }
     }
 
