@@ -426,8 +426,13 @@ pub enum TransitionReason {
 
 /// One state change, given to the caller whose operation caused it and kept
 /// in the breaker's history.
+///
+/// More may be told of a transition in later versions, so it is
+/// `#[non_exhaustive]`; [`Transition::new`] makes one (for a listener's
+/// tests, say).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Transition {
     /// The state left.
     pub from: State,
@@ -439,6 +444,33 @@ pub struct Transition {
     pub reason: TransitionReason,
     /// The generation the breaker entered: one more than before.
     pub generation: u64,
+}
+
+impl Transition {
+    /// A transition from `from` to `to` at `at`, for `reason`, into
+    /// `generation`.
+    ///
+    /// ```
+    /// use breakerbox_core::{Instant, State, Transition, TransitionReason};
+    ///
+    /// let t = Transition::new(State::Closed, State::Open, Instant::ZERO, TransitionReason::Tripped, 1);
+    /// assert_eq!(t.to_string(), "closed -> open (tripped) at t=0s, generation 1");
+    /// ```
+    pub const fn new(
+        from: State,
+        to: State,
+        at: Instant,
+        reason: TransitionReason,
+        generation: u64,
+    ) -> Self {
+        Transition {
+            from,
+            to,
+            at,
+            reason,
+            generation,
+        }
+    }
 }
 
 impl TransitionReason {

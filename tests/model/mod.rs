@@ -603,13 +603,13 @@ impl Model {
     }
 
     fn transition(&self, p: &Now, to: State, reason: TransitionReason, at: u64) -> Transition {
-        Transition {
-            from: p.state,
+        Transition::new(
+            p.state,
             to,
-            at: Instant::from_micros(at),
+            Instant::from_micros(at),
             reason,
-            generation: p.generation.wrapping_add(1),
-        }
+            p.generation.wrapping_add(1),
+        )
     }
 
     /// Makes `fact` a transition into `Open` at `at`, with its deadline.
