@@ -13,31 +13,35 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use breakerbox::{BreakersFile, CallError, Outcome, Registry};
+use breakerbox::{BreakersFile, CallError, Outcome, Registry, State};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 /// The service's phases: name, length, and how it answers.
 const PHASES: [Phase; 4] = [
     Phase {
         name: "healthy",
+        mark: '-',
         secs: 4,
         status: 200,
         delay_ms: 5,
     },
     Phase {
         name: "outage",
+        mark: 'O',
         secs: 5,
         status: 503,
         delay_ms: 40,
     },
     Phase {
         name: "slow",
+        mark: 's',
         secs: 4,
         status: 200,
         delay_ms: 200,
     },
     Phase {
         name: "recovered",
+        mark: '+',
         secs: 4,
         status: 200,
         delay_ms: 5,
@@ -51,6 +55,8 @@ const PAUSE_BETWEEN_CALLS: Duration = Duration::from_millis(20);
 
 struct Phase {
     name: &'static str,
+    /// The phase in the strip at the end.
+    mark: char,
     secs: u64,
     status: u16,
     delay_ms: u64,
@@ -60,6 +66,16 @@ impl Phase {
     /// Whether the service answers well in this phase.
     fn healthy(&self) -> bool {
         self.status == 200 && Duration::from_millis(self.delay_ms) < SLOW
+    }
+}
+
+/// A breaker's state in the strip at the end.
+fn state_mark(state: State) -> char {
+    match state {
+        State::Closed => '.',
+        State::Open => 'X',
+        State::HalfOpen => 'h',
+        _ => '?',
     }
 }
 
@@ -201,10 +217,20 @@ fn main() {
 
     // The live status line (a line a second when not on a terminal): the
     // service's phase against each breaker's state.
+    // Every 200 ms the strips at the end get one mark per row.
+    let mut strips: Vec<String> = vec![String::new(); 1 + ENDPOINTS.len()];
     let mut last_print = Duration::ZERO;
+    let mut ticks = 0u64;
     while start.elapsed() < total {
         thread::sleep(Duration::from_millis(100));
         let elapsed = start.elapsed();
+        ticks += 1;
+        if ticks.is_multiple_of(2) {
+            strips[0].push(PHASES[phase_at(elapsed)].mark);
+            for (strip, name) in strips[1..].iter_mut().zip(ENDPOINTS) {
+                strip.push(state_mark(registry.get(name).state()));
+            }
+        }
         if !live && elapsed - last_print < Duration::from_secs(1) {
             continue;
         }
@@ -240,6 +266,16 @@ fn main() {
     if live {
         println!();
     }
+    // The service's phase against each breaker's state, 200 ms a mark.
+    println!("\none mark per 200 ms:");
+    let labels = std::iter::once("service").chain(ENDPOINTS);
+    for (label, strip) in labels.zip(&strips) {
+        println!("  {label:<9} {strip}");
+    }
+    println!(
+        "  service: {}; breakers: . closed, X open, h half-open",
+        PHASES.map(|p| format!("{} {}", p.mark, p.name)).join(", ")
+    );
     summary(&tallies);
 
     // What a dashboard scraping the breakers would show now.
