@@ -1362,6 +1362,11 @@ impl<P, const H: usize> Machine<P, H, Config> {
     /// the policy and the permits out (see [`Breaker::reconfigure_at`]).
     fn reconfigure(&mut self, config: Config, now: Instant) {
         let old_seed = self.settings.jitter_seed();
+        // A configuration without a seed keeps the breaker's own.
+        let config = match (config.jitter_seed(), old_seed) {
+            (None, Some(own)) => config.with_jitter_seed(own),
+            _ => config,
+        };
         self.settings = config;
         let (shortest, longest) = (config.schedule.initial(), config.schedule.max());
         self.open_base = self.open_base.clamp(shortest, longest);
@@ -1448,7 +1453,7 @@ impl<P: TripPolicy, C, const H: usize> Breaker<P, C, H> {
     /// - **backoff**: the next opening uses the new backoff, its current
     ///   step held within the new bounds;
     /// - **jitter**: a new seed restarts the sequence; the same seed or none
-    ///   keeps it;
+    ///   keeps it (and a configuration without one keeps the breaker's seed);
     /// - **slow calls**: judged by the new threshold from the next report.
     ///
     /// ```

@@ -686,10 +686,6 @@ impl<P: TripPolicy, C: Clock, const H: usize> StdBreaker<P, C, H> {
     /// assert_eq!(breaker.state(), breakerbox_std::State::Open, "2 in a row now trips");
     /// ```
     pub fn reconfigure(&self, config: Config) {
-        let config = match (config.jitter_seed(), self.config().jitter_seed()) {
-            (None, Some(own)) => config.with_jitter_seed(own),
-            _ => config,
-        };
         self.shared.reconfigure(config);
     }
 

@@ -1098,6 +1098,13 @@ mod reconfiguration {
         let fresh = draws(&mut breaker(1, jittered(9)), &[]);
         assert_eq!(restarted[..2], plain[..2]);
         assert_eq!(restarted[2..], fresh[..2], "a new seed starts its sequence");
+        let mut kept = breaker(1, jittered(7));
+        kept.reconfigure_at(config(|b| b.jitter(Jitter::Full)), secs(0));
+        assert_eq!(
+            kept.config().jitter_seed(),
+            Some(7),
+            "no seed keeps the breaker's"
+        );
     }
 
     /// A permit admitted before the change still reports.
