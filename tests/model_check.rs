@@ -750,7 +750,7 @@ fn run<S: Subject>(
                 if let (Some(t), Some((fc, minimum))) = (
                     transitions
                         .iter()
-                        .find(|t| t.reason == TransitionReason::Tripped),
+                        .find(|t| matches!(t.reason, TransitionReason::Tripped(_))),
                     rate_window,
                 ) {
                     let by_count = fc.is_some_and(|c| seen.window_failures >= u64::from(c));

@@ -3,7 +3,7 @@
 
 use breakerbox::{
     Breaker, CallError, Config, ConsecutiveFailures, Duration, Instant, ManualClock, RejectReason,
-    State, TransitionReason,
+    State, TransitionReason, TripRule,
 };
 
 fn classic_breaker(clock: &ManualClock) -> Breaker<ConsecutiveFailures, &ManualClock> {
@@ -46,7 +46,10 @@ fn classic_scenario_threshold_3_timeout_5s() {
     let trip = *breaker.last_transition().unwrap();
     assert_eq!(
         (trip.reason, trip.at),
-        (TransitionReason::Tripped, Instant::from_secs(3))
+        (
+            TransitionReason::Tripped(TripRule::ConsecutiveFailures),
+            Instant::from_secs(3)
+        )
     );
 
     // Open: rejected immediately, without calling the service, for 5 s.

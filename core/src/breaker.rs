@@ -6,7 +6,7 @@ use crate::config::{
     Config, Fixed, FixedConfig, HalfOpenVerdict, Jitter, Ratio, Schedule, Settings,
 };
 use crate::history::History;
-use crate::policy::{CallRecord, ConsecutiveFailures, TripPolicy};
+use crate::policy::{CallRecord, ConsecutiveFailures, TripPolicy, TripRule};
 use crate::rng::Rng;
 use crate::time::{Clock, Duration, Instant, NoClock};
 
@@ -399,8 +399,8 @@ impl From<Admission> for Result<Permit, Rejected> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum TransitionReason {
-    /// Closed to open: the trip policy said so.
-    Tripped,
+    /// Closed to open: the trip policy said so, by this rule.
+    Tripped(TripRule),
     /// Open to half-open: the open deadline passed.
     OpenElapsed,
     /// Half-open to closed: enough probes succeeded.
@@ -451,10 +451,11 @@ impl Transition {
     /// `generation`.
     ///
     /// ```
-    /// use breakerbox_core::{Instant, State, Transition, TransitionReason};
+    /// use breakerbox_core::{Instant, State, Transition, TransitionReason, TripRule};
     ///
-    /// let t = Transition::new(State::Closed, State::Open, Instant::ZERO, TransitionReason::Tripped, 1);
-    /// assert_eq!(t.to_string(), "closed -> open (tripped) at t=0s, generation 1");
+    /// let tripped = TransitionReason::Tripped(TripRule::FailureRate);
+    /// let t = Transition::new(State::Closed, State::Open, Instant::ZERO, tripped, 1);
+    /// assert_eq!(t.to_string(), "closed -> open (tripped by failure rate) at t=0s, generation 1");
     /// ```
     pub const fn new(
         from: State,
@@ -483,7 +484,7 @@ impl TransitionReason {
     /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
-            TransitionReason::Tripped => "tripped",
+            TransitionReason::Tripped(_) => "tripped",
             TransitionReason::OpenElapsed => "open duration elapsed",
             TransitionReason::ProbesSucceeded => "probes succeeded",
             TransitionReason::ProbeFailed => "a probe failed",
@@ -499,8 +500,13 @@ impl TransitionReason {
 }
 
 impl fmt::Display for TransitionReason {
+    /// [`as_str`](Self::as_str), and for a trip the rule that fired:
+    /// `tripped by failure rate`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            TransitionReason::Tripped(rule) => write!(f, "tripped by {rule}"),
+            reason => f.write_str(reason.as_str()),
+        }
     }
 }
 
@@ -525,7 +531,7 @@ impl fmt::Display for Transition {
 /// let mut breaker = Breaker::new(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap(), NoClock);
 /// let permit = breaker.try_acquire_at(Instant::ZERO).result.unwrap();
 /// if let Some(t) = breaker.record_at(permit, Outcome::Failure, Instant::ZERO).transition {
-///     log_transition(&t); // "closed -> open (tripped) at t=0s, generation 1"
+///     log_transition(&t); // "closed -> open (tripped by consecutive failures) at t=0s, generation 1"
 /// }
 /// ```
 #[cfg(feature = "log")]
@@ -1023,7 +1029,8 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
                 let trip = self.policy.record(CallRecord { failed, slow, at });
                 if trip && matches!(self.phase, Phase::Closed) {
                     let t = now.get();
-                    Some(self.trip(t))
+                    let rule = self.policy.tripped_by().unwrap_or(TripRule::Custom);
+                    Some(self.trip(rule, t))
                 } else {
                     None
                 }
@@ -1192,9 +1199,9 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
         at.saturating_add(jittered)
     }
 
-    fn trip(&mut self, at: Instant) -> Transition {
+    fn trip(&mut self, rule: TripRule, at: Instant) -> Transition {
         self.switch_to_open(at);
-        self.announce(State::Closed, TransitionReason::Tripped, at)
+        self.announce(State::Closed, TransitionReason::Tripped(rule), at)
     }
 
     fn reopen(&mut self, reason: TransitionReason, at: Instant) -> Transition {

@@ -36,7 +36,7 @@ pub use config::{
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use files::human_duration;
 pub use policy::{
-    CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, WindowCounts,
+    CallRecord, ConsecutiveFailures, ReadyToTrip, RunCounts, TripPolicy, TripRule, WindowCounts,
 };
 pub use shared::{
     AtomicCounters, CriticalSection, CriticalSectionLock, Lock, LockFreeCounters, LockFreeCounts,

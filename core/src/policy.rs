@@ -33,6 +33,53 @@ pub struct WindowCounts {
     pub minimum_calls: u32,
 }
 
+/// Which rule of a policy tripped the breaker: carried in
+/// [`TransitionReason::Tripped`](crate::TransitionReason::Tripped), so a log
+/// line or a dashboard tells "5 failures in a row" from "50 % of the last
+/// 100 calls failed" (as resilience4j tells failure rate from slow-call rate).
+///
+/// ```
+/// use breakerbox_core::TripRule;
+///
+/// assert_eq!(TripRule::SlowCallRate.to_string(), "slow-call rate");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum TripRule {
+    /// [`ConsecutiveFailures`]: that many failures in a row.
+    ConsecutiveFailures,
+    /// A window's [`failure_count`](crate::Thresholds::failure_count): that
+    /// many failures in the window, whatever the calls.
+    FailureCount,
+    /// A window's [`failure_rate`](crate::Thresholds::failure_rate).
+    FailureRate,
+    /// A window's [`slow_rate`](crate::Thresholds::slow_rate).
+    SlowCallRate,
+    /// A policy that does not say ([`ReadyToTrip`], or your own without
+    /// [`TripPolicy::tripped_by`]).
+    Custom,
+}
+
+impl TripRule {
+    /// The rule in a few words, for logs and labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TripRule::ConsecutiveFailures => "consecutive failures",
+            TripRule::FailureCount => "failure count",
+            TripRule::FailureRate => "failure rate",
+            TripRule::SlowCallRate => "slow-call rate",
+            TripRule::Custom => "custom rule",
+        }
+    }
+}
+
+impl core::fmt::Display for TripRule {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Decides from the outcomes recorded in the closed state when the breaker
 /// trips. The breaker asks after **every** counted outcome, successes too.
 ///
@@ -66,6 +113,15 @@ pub trait TripPolicy {
 
     /// Takes one outcome; `true` trips the breaker (in the closed state).
     fn record(&mut self, call: CallRecord) -> bool;
+
+    /// The rule the outcomes recorded so far break, if any: asked when
+    /// [`record`](Self::record) trips, to say why. `None` (the default) is
+    /// reported as [`TripRule::Custom`]. Where several rules break at once,
+    /// the shipped policies name the first of failure count, failure rate
+    /// and slow-call rate, and a pair names its first policy's rule.
+    fn tripped_by(&self) -> Option<TripRule> {
+        None
+    }
 
     /// Forgets everything: called whenever the breaker enters the closed or
     /// metrics-only state, and on reset.
@@ -115,6 +171,10 @@ impl<P: TripPolicy + ?Sized> TripPolicy for alloc::boxed::Box<P> {
 
     fn record(&mut self, call: CallRecord) -> bool {
         (**self).record(call)
+    }
+
+    fn tripped_by(&self) -> Option<TripRule> {
+        (**self).tripped_by()
     }
 
     fn reset(&mut self, now: Instant) {
@@ -226,6 +286,10 @@ impl TripPolicy for ConsecutiveFailures {
         }
     }
 
+    fn tripped_by(&self) -> Option<TripRule> {
+        (self.run >= self.threshold).then_some(TripRule::ConsecutiveFailures)
+    }
+
     fn reset(&mut self, _now: Instant) {
         self.run = 0;
     }
@@ -318,6 +382,10 @@ impl<F: Fn(&RunCounts) -> bool> TripPolicy for ReadyToTrip<F> {
     fn record(&mut self, call: CallRecord) -> bool {
         self.counts.add(call);
         (self.decide)(&self.counts)
+    }
+
+    fn tripped_by(&self) -> Option<TripRule> {
+        (self.decide)(&self.counts).then_some(TripRule::Custom)
     }
 
     fn reset(&mut self, _now: Instant) {

@@ -3,7 +3,7 @@
 //! allocation, no floats, constant cost per record.
 
 use crate::config::{ConfigError, Ratio};
-use crate::policy::{CallRecord, TripPolicy, WindowCounts};
+use crate::policy::{CallRecord, TripPolicy, TripRule, WindowCounts};
 use crate::time::{Duration, Instant};
 
 /// When a window policy trips. Built with `const fn`s and checked by the
@@ -155,19 +155,30 @@ impl Rules {
     }
 
     fn trips(&self, t: Totals) -> bool {
+        self.broken_by(t).is_some()
+    }
+
+    /// The first rule `t` breaks: failure count, failure rate, slow rate.
+    fn broken_by(&self, t: Totals) -> Option<TripRule> {
         if let Some(count) = self.failure_count {
             if t.failures >= count {
-                return true;
+                return Some(TripRule::FailureCount);
             }
         }
         if t.calls < self.minimum_calls {
-            return false;
+            return None;
         }
         let reached = |rate: Option<Ratio>, part: u32| match rate {
             Some(r) => r.is_reached_by(part as u64, t.calls as u64),
             None => false,
         };
-        reached(self.failure_rate, t.failures) || reached(self.slow_rate, t.slow)
+        if reached(self.failure_rate, t.failures) {
+            Some(TripRule::FailureRate)
+        } else if reached(self.slow_rate, t.slow) {
+            Some(TripRule::SlowCallRate)
+        } else {
+            None
+        }
     }
 
     fn window(&self, t: Totals) -> WindowCounts {
@@ -338,6 +349,10 @@ impl<const N: usize> TripPolicy for CountWindow<N> {
             self.next + 1
         };
         self.rules.trips(self.totals)
+    }
+
+    fn tripped_by(&self) -> Option<TripRule> {
+        self.rules.broken_by(self.totals)
     }
 
     /// A full window of plain successes stays one whatever the ring's
@@ -541,6 +556,10 @@ impl<const B: usize> TripPolicy for TimeWindow<B> {
         self.rules.trips(self.totals)
     }
 
+    fn tripped_by(&self) -> Option<TripRule> {
+        self.rules.broken_by(self.totals)
+    }
+
     fn reset(&mut self, now: Instant) {
         self.totals = Totals::EMPTY;
         // The head never moves back, even for a clock that did.
@@ -582,6 +601,10 @@ impl<A: TripPolicy, B: TripPolicy> TripPolicy for (A, B) {
         let a = self.0.record(call);
         let b = self.1.record(call);
         a || b
+    }
+
+    fn tripped_by(&self) -> Option<TripRule> {
+        self.0.tripped_by().or_else(|| self.1.tripped_by())
     }
 
     fn reset(&mut self, now: Instant) {

@@ -4,7 +4,7 @@
 use breakerbox_core::hal::{i2c_outcome, spi_outcome, BreakerI2c, BreakerSpi, Gate, HalError};
 use breakerbox_core::{
     valid, Breaker, Config, ConsecutiveFailures, Instant, ManualClock, Outcome, RejectReason,
-    SharedBreaker, State,
+    SharedBreaker, State, TripRule,
 };
 use embedded_hal::i2c::{self, ErrorKind, I2c, NoAcknowledgeSource};
 
@@ -242,7 +242,11 @@ fn every_transition_a_transaction_causes_reaches_the_hook() {
     assert_eq!(
         *heard.borrow(),
         [
-            (State::Closed, State::Open, Tripped),
+            (
+                State::Closed,
+                State::Open,
+                Tripped(TripRule::ConsecutiveFailures)
+            ),
             (State::Open, State::HalfOpen, OpenElapsed),
             (State::HalfOpen, State::Open, ProbeFailed),
             (State::Open, State::HalfOpen, OpenElapsed),

@@ -53,7 +53,7 @@ fn transitions_are_logged_under_breakerbox_trips_at_info() {
             (
                 "breakerbox".to_owned(),
                 log::Level::Info,
-                "closed -> open (tripped) at t=0s, generation 1".to_owned()
+                "closed -> open (tripped by consecutive failures) at t=0s, generation 1".to_owned()
             ),
             (
                 "breakerbox".to_owned(),

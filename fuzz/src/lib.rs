@@ -536,7 +536,7 @@ pub fn clock(data: &[u8]) {
                     let by_rate =
                         matches!(config.half_open_verdict(), HalfOpenVerdict::Rates { .. });
                     let allowed = match t.reason {
-                        TransitionReason::Tripped => outcome != Outcome::Ignored,
+                        TransitionReason::Tripped(_) => outcome != Outcome::Ignored,
                         TransitionReason::ProbesSucceeded => outcome == Outcome::Success || by_rate,
                         TransitionReason::ProbeFailed => outcome == Outcome::Failure,
                         TransitionReason::ProbeRateExceeded => {

@@ -20,7 +20,7 @@ use breakerbox_core::{Rejected, State, Transition};
 ///     .on_transition(move |event| log.lock().unwrap().push(event.to_string()))
 ///     .build();
 /// let _ = breaker.call(|| Err::<(), _>("refused"));
-/// assert_eq!(heard.lock().unwrap()[0], "breaker db: closed -> open (tripped), probes again in 5s");
+/// assert_eq!(heard.lock().unwrap()[0], "breaker db: closed -> open (tripped by consecutive failures), probes again in 5s");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -37,7 +37,7 @@ pub struct TransitionEvent<'a> {
 }
 
 impl fmt::Display for TransitionEvent<'_> {
-    /// `breaker db: closed -> open (tripped), probes again in 5s`: the
+    /// `breaker db: closed -> open (tripped by consecutive failures), probes again in 5s`: the
     /// breaker, the change and its reason, and the open time as a duration.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.transition;

@@ -110,6 +110,10 @@ impl Observer {
         #[cfg(feature = "tracing")]
         {
             let open_for = event.open_for.map(tracing::field::debug);
+            let rule = match t.reason {
+                breakerbox_core::TransitionReason::Tripped(rule) => Some(rule.as_str()),
+                _ => None,
+            };
             match t.to {
                 breakerbox_core::State::Open | breakerbox_core::State::ForcedOpen => {
                     tracing::warn!(
@@ -118,6 +122,7 @@ impl Observer {
                         from = t.from.as_str(),
                         to = t.to.as_str(),
                         reason = t.reason.as_str(),
+                        rule,
                         open_for,
                         generation = t.generation,
                         "circuit breaker transition"

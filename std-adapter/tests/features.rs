@@ -66,7 +66,7 @@ mod log_feature {
         assert_eq!(lines[0].0, log::Level::Warn, "opening is a warning");
         assert_eq!(
             lines[0].2,
-            "breaker payments: closed -> open (tripped), probes again in 5s"
+            "breaker payments: closed -> open (tripped by consecutive failures), probes again in 5s"
         );
         assert_eq!(
             lines[1].2,
@@ -136,6 +136,7 @@ mod tracing_feature {
             "breaker=\"search\"",
             "to=\"open\"",
             "reason=\"tripped\"",
+            "rule=\"consecutive failures\"",
             "open_for=5s",
         ] {
             assert!(fields[0].contains(part), "{part} in {}", fields[0]);

@@ -10,6 +10,7 @@
 
 use breakerbox::{
     Counts, Instant, Metrics, Outcome, Ratio, RejectReason, State, Transition, TransitionReason,
+    TripRule,
 };
 
 /// Thresholds of a window policy, as plain numbers: `(numerator, denominator)`.
@@ -31,13 +32,20 @@ impl Rules {
 
     /// The trip rule of the brief: a failure count, or a rate once the
     /// minimum number of calls is in.
-    pub fn trips(&self, calls: u64, failures: u64, slow: u64) -> bool {
+    /// The rule it names is the first one reached, in that order.
+    pub fn trips(&self, calls: u64, failures: u64, slow: u64) -> Option<TripRule> {
         if self.failure_count.is_some_and(|c| failures >= c) {
-            return true;
+            return Some(TripRule::FailureCount);
         }
-        calls >= self.minimum_calls
-            && (Self::reached(self.failure_rate, failures, calls)
-                || Self::reached(self.slow_rate, slow, calls))
+        if calls < self.minimum_calls {
+            None
+        } else if Self::reached(self.failure_rate, failures, calls) {
+            Some(TripRule::FailureRate)
+        } else if Self::reached(self.slow_rate, slow, calls) {
+            Some(TripRule::SlowCallRate)
+        } else {
+            None
+        }
     }
 }
 
@@ -113,21 +121,23 @@ impl Policy {
         }
     }
 
-    fn record(&mut self, failed: bool, slow: bool, now: u64) -> bool {
+    /// Whether it trips, and by which rule: for a pair, the first's if
+    /// it breaks one.
+    fn record(&mut self, failed: bool, slow: bool, now: u64) -> Option<TripRule> {
         match self {
             Policy::Either(a, b) => {
                 let first = a.record(failed, slow, now);
                 let second = b.record(failed, slow, now);
-                first || second
+                first.or(second)
             }
             Policy::Counts { events } => {
                 events.push((failed, slow));
                 let failures = events.iter().filter(|e| e.0).count() as u64;
-                half_failed(events.len() as u64, failures)
+                half_failed(events.len() as u64, failures).then_some(TripRule::Custom)
             }
             Policy::Consecutive { threshold, run } => {
                 *run = if failed { *run + 1 } else { 0 };
-                *run >= *threshold
+                (*run >= *threshold).then_some(TripRule::ConsecutiveFailures)
             }
             Policy::CountWindow { rules, events, .. } => {
                 events.push((failed, slow));
@@ -809,8 +819,8 @@ impl Model {
             State::Closed | State::MetricsOnly => {
                 f.policy_saw = Some((failed, slow));
                 let trips = self.policy().record(failed, slow, now);
-                if trips && p.state == State::Closed {
-                    self.open(&mut f, &p, TransitionReason::Tripped, now);
+                if let (Some(rule), State::Closed) = (trips, p.state) {
+                    self.open(&mut f, &p, TransitionReason::Tripped(rule), now);
                 }
             }
             State::HalfOpen => {

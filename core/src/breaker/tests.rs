@@ -3,7 +3,7 @@ use core::time::Duration as StdDuration;
 
 use super::*;
 use crate::time::Frozen;
-use crate::{ConfigBuilder, ReadyToTrip, RunCounts};
+use crate::{ConfigBuilder, ReadyToTrip, RunCounts, TripRule};
 
 extern crate std;
 use std::vec::Vec;
@@ -55,7 +55,7 @@ fn closed_trips_exactly_at_the_threshold() {
             from: State::Closed,
             to: State::Open,
             at: secs(2),
-            reason: TransitionReason::Tripped,
+            reason: TransitionReason::Tripped(TripRule::ConsecutiveFailures),
             generation: 1,
         }
     );
@@ -802,12 +802,12 @@ fn errors_display_and_chain() {
         from: State::Closed,
         to: State::Open,
         at: secs(2),
-        reason: TransitionReason::Tripped,
+        reason: TransitionReason::Tripped(TripRule::ConsecutiveFailures),
         generation: 1,
     };
     assert_eq!(
         t.to_string(),
-        "closed -> open (tripped) at t=2s, generation 1"
+        "closed -> open (tripped by consecutive failures) at t=2s, generation 1"
     );
 }
 
@@ -1121,5 +1121,152 @@ mod reconfiguration {
         let t = run(&mut b, Outcome::Failure, secs(0)).transition.unwrap();
         assert_eq!(t.to, State::Open, "the run of 2 meets the new threshold");
         assert_eq!(until(&b), secs(1));
+    }
+}
+
+/// Each trip names the rule that fired, whatever policy decided it.
+mod trip_rules {
+    use super::*;
+    use crate::{CountWindow, Thresholds};
+    use std::string::ToString;
+
+    /// The rule of the transition that `outcomes` (each `(failed, took)`,
+    /// reported one second apart) trip `policy` with.
+    fn tripped_by<P: TripPolicy>(policy: P, outcomes: &[(bool, u64)]) -> Option<TripRule> {
+        let c = config(|c| c.slow_call_threshold(StdDuration::from_secs(1)));
+        let mut b: Test<P> = Breaker::with_history(c, policy, Frozen);
+        for (i, &(failed, took)) in outcomes.iter().enumerate() {
+            let at = secs(10 * i as u64);
+            let p = b.try_acquire_at(at).result.ok()?;
+            let outcome = if failed {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            let done = at.saturating_add(Duration::from_secs(took));
+            if let Some(t) = b.record_at(p, outcome, done).transition {
+                assert_eq!(t.to, State::Open);
+                return match t.reason {
+                    TransitionReason::Tripped(rule) => Some(rule),
+                    other => panic!("tripped for {other:?}"),
+                };
+            }
+        }
+        None
+    }
+
+    const FAIL: (bool, u64) = (true, 0);
+    const OK: (bool, u64) = (false, 0);
+    const SLOW: (bool, u64) = (false, 2);
+
+    fn window(t: Thresholds) -> CountWindow<4> {
+        CountWindow::new(t.minimum_calls(4)).unwrap()
+    }
+
+    #[test]
+    fn each_shipped_policy_names_its_rule() {
+        let half = Ratio::percent(50);
+        let cases: [(Option<TripRule>, Option<TripRule>); 5] = [
+            (
+                tripped_by(
+                    ConsecutiveFailures::new(2).unwrap(),
+                    &[FAIL, OK, FAIL, FAIL],
+                ),
+                Some(TripRule::ConsecutiveFailures),
+            ),
+            (
+                tripped_by(
+                    window(Thresholds::new().failure_count(2)),
+                    &[OK, FAIL, FAIL],
+                ),
+                Some(TripRule::FailureCount),
+            ),
+            (
+                tripped_by(
+                    window(Thresholds::new().failure_rate(half)),
+                    &[OK, FAIL, OK, FAIL],
+                ),
+                Some(TripRule::FailureRate),
+            ),
+            (
+                tripped_by(
+                    window(Thresholds::new().failure_rate(half).slow_rate(half)),
+                    &[SLOW, OK, SLOW, FAIL],
+                ),
+                Some(TripRule::SlowCallRate),
+            ),
+            (
+                tripped_by(
+                    ReadyToTrip::new(|c: &RunCounts| c.failures >= 2),
+                    &[FAIL, FAIL],
+                ),
+                Some(TripRule::Custom),
+            ),
+        ];
+        for (i, (got, want)) in cases.into_iter().enumerate() {
+            assert_eq!(got, want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn when_several_rules_break_at_once_the_first_is_named() {
+        let half = Ratio::percent(50);
+        // Two slow failures of four: both rates reach 50 % at once.
+        let both = Thresholds::new().failure_rate(half).slow_rate(half);
+        let slow_failure = (true, 2);
+        let outcomes = [OK, slow_failure, OK, slow_failure];
+        assert_eq!(
+            tripped_by(window(both), &outcomes),
+            Some(TripRule::FailureRate)
+        );
+        // Two failures: the count (2) and the rate (50 %) at once.
+        let count_and_rate = Thresholds::new().failure_count(2).failure_rate(half);
+        let outcomes = [OK, FAIL, OK, FAIL];
+        assert_eq!(
+            tripped_by(window(count_and_rate), &outcomes),
+            Some(TripRule::FailureCount)
+        );
+        // A pair names its first policy's rule, or the second's if only it broke.
+        let pair = |first: u32| {
+            (
+                ConsecutiveFailures::new(first).unwrap(),
+                window(Thresholds::new().failure_rate(half)),
+            )
+        };
+        assert_eq!(
+            tripped_by(pair(2), &[OK, OK, FAIL, FAIL]),
+            Some(TripRule::ConsecutiveFailures)
+        );
+        assert_eq!(
+            tripped_by(pair(3), &[OK, OK, FAIL, FAIL]),
+            Some(TripRule::FailureRate)
+        );
+    }
+
+    #[test]
+    fn a_policy_that_names_no_rule_trips_as_custom() {
+        struct EveryFailure;
+        impl TripPolicy for EveryFailure {
+            fn record(&mut self, call: CallRecord) -> bool {
+                call.failed
+            }
+            fn reset(&mut self, _now: Instant) {}
+        }
+        assert_eq!(
+            tripped_by(EveryFailure, &[OK, FAIL]),
+            Some(TripRule::Custom)
+        );
+        let t = Transition::new(
+            State::Closed,
+            State::Open,
+            secs(1),
+            TransitionReason::Tripped(TripRule::SlowCallRate),
+            1,
+        );
+        assert_eq!(
+            t.to_string(),
+            "closed -> open (tripped by slow-call rate) at t=1s, generation 1"
+        );
+        assert_eq!(t.reason.as_str(), "tripped");
     }
 }

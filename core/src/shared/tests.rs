@@ -4,7 +4,7 @@ use core::time::Duration as StdDuration;
 
 use super::*;
 use crate::time::Frozen;
-use crate::{ConfigBuilder, CountWindow, Ratio, Thresholds, TransitionReason};
+use crate::{ConfigBuilder, CountWindow, Ratio, Thresholds, TransitionReason, TripRule};
 
 extern crate std;
 use std::vec::Vec;
@@ -105,7 +105,12 @@ fn trips_at_threshold_then_rejects_then_probes<S: Subject>() {
     let t = run(&mut b, Outcome::Failure, secs(2)).transition.unwrap();
     assert_eq!(
         (t.from, t.to, t.reason, t.generation),
-        (State::Closed, State::Open, TransitionReason::Tripped, 1)
+        (
+            State::Closed,
+            State::Open,
+            TransitionReason::Tripped(TripRule::ConsecutiveFailures),
+            1
+        )
     );
     let r = b.acquire(secs(4)).result.unwrap_err();
     assert_eq!(

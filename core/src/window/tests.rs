@@ -4,7 +4,7 @@ use super::*;
 use crate::time::Frozen;
 use crate::{
     Breaker, Config, ConsecutiveFailures, HalfOpenVerdict, Outcome, State, Transition,
-    TransitionReason,
+    TransitionReason, TripRule,
 };
 
 extern crate std;
@@ -376,7 +376,7 @@ fn breaker_with_a_time_window_trips_on_a_success_and_empties_on_close() {
     };
     assert!(step(&mut b, Outcome::Failure, 1).is_none());
     let t = step(&mut b, Outcome::Success, 2).unwrap();
-    assert_eq!(t.reason, TransitionReason::Tripped);
+    assert_eq!(t.reason, TransitionReason::Tripped(TripRule::FailureRate));
     let t = step(&mut b, Outcome::Success, 7).unwrap();
     assert_eq!(t.to, State::Closed);
     assert_eq!(

@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use breakerbox_core::hal::{BreakerI2c, HalError};
 use breakerbox_core::{
     valid, Breaker, Clock, Config, ConsecutiveFailures, Duration, Fixed, FixedConfig, Instant,
-    Outcome, RejectReason, SharedBreaker, SharedTickClock, State, TransitionReason,
+    Outcome, RejectReason, SharedBreaker, SharedTickClock, State, TransitionReason, TripRule,
 };
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception, ExceptionFrame};
@@ -304,7 +304,8 @@ fn main() -> ! {
         "three NACKs trip the breaker",
         nacks == 3
             && BREAKER.state() == State::Open
-            && tripped.map(|t| t.reason) == Some(TransitionReason::Tripped),
+            && tripped.map(|t| t.reason)
+                == Some(TransitionReason::Tripped(TripRule::ConsecutiveFailures)),
     );
 
     // 4. Open: fail fast, the bus untouched.
