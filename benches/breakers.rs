@@ -394,15 +394,18 @@ fn registry(c: &mut Criterion) {
     });
     let held: Vec<_> = names.iter().map(|n| registry.get(n.as_str())).collect();
     let lookup = || registry.get(names[next_index()].as_str()).call(op).is_ok();
+    let lent = || registry.with(names[next_index()].as_str(), |b| b.call(op).is_ok());
     let direct = || held[next_index()].call(op).is_ok();
 
     let mut g = c.benchmark_group("registry_10000");
     g.bench_function("held", |b| b.iter(direct));
     g.bench_function("lookup", |b| b.iter(lookup));
+    g.bench_function("lent", |b| b.iter(lent));
     g.finish();
     let mut g = c.benchmark_group("two_threads_registry_10000");
     two_thread_subject!(g, "held", direct);
     two_thread_subject!(g, "lookup", lookup);
+    two_thread_subject!(g, "lent", lent);
     g.finish();
 }
 

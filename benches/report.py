@@ -45,6 +45,7 @@ LABELS = {
     "recloser": "recloser 1.4, default (50 % over 100 calls)",
     "held": "a handle kept (`registry.get` once), walking 10,000 breakers",
     "lookup": "`registry.get(name)` per call, walking 10,000 breakers",
+    "lent": "`registry.with(name, …)` per call (lent, no reference count), walking 10,000 breakers",
 }
 
 # (group, title, the rows' baseline for "over", peers for "× faster")

@@ -1,11 +1,13 @@
 //! Breakers by name or by key, made on first use.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
+use hashbrown::HashTable;
 
 use breakerbox_core::{Clock, State, TripPolicy};
 
@@ -23,12 +25,30 @@ pub type AnyPolicy = Box<dyn TripPolicy + Send>;
 
 type Factory<K, P, C, const H: usize> = Box<dyn Fn(&K) -> StdBreaker<P, C, H> + Send + Sync>;
 
-/// One key's breaker, made once, outside the registry's lock.
-struct Slot<P, C, const H: usize> {
+/// One key's breaker, made once, outside any lock of the registry.
+struct Slot<K, P, C, const H: usize> {
+    key: K,
+    /// The key's hash, kept so a copied table never hashes a key again.
+    hash: u64,
     breaker: OnceLock<StdBreaker<P, C, H>>,
     /// Set by every lookup, cleared by an eviction's sweep: the breakers
     /// nobody asked for since the last eviction go first.
     used: AtomicBool,
+}
+
+type SlotRef<K, P, C, const H: usize> = Arc<Slot<K, P, C, H>>;
+type Table<K, P, C, const H: usize> = HashTable<SlotRef<K, P, C, H>>;
+
+/// The tables a registry's keys are spread over. A new key copies its
+/// shard's table, so more shards make adding keys cheaper; 64 keeps the
+/// copy of a 10,000-breaker registry to about 160 pointers.
+const SHARDS: usize = 64;
+
+fn shard_of(hash: u64) -> usize {
+    // Bits that hashbrown uses for neither the bucket (low bits) nor its
+    // control byte (top seven), so each shard's table spreads as well as
+    // one table would.
+    (hash >> 32) as usize % SHARDS
 }
 
 /// Hands out breakers by name (or by any key: a host, a tenant), making
@@ -37,6 +57,11 @@ struct Slot<P, C, const H: usize> {
 /// breaker, made once. The factory runs with no lock of the registry held:
 /// a slow factory delays only the first users of its own key, and it may
 /// use the registry for other keys.
+///
+/// A lookup takes no lock and writes nothing another thread reads, apart
+/// from the handle's reference count: it hashes the key once (foldhash,
+/// seeded per registry) and reads one table. Adding or dropping a key
+/// copies one of the registry's 64 tables, so it costs O(len / 64).
 ///
 /// Its breakers may trip by different rules: the default policy type is
 /// [`AnyPolicy`], and [`boxed`](crate::StdBreakerBuilder::boxed) makes one.
@@ -80,7 +105,13 @@ struct Slot<P, C, const H: usize> {
 pub struct Registry<K = String, P = AnyPolicy, C = MonotonicClock, const H: usize = 4> {
     make: Factory<K, P, C, H>,
     limit: Option<usize>,
-    slots: RwLock<HashMap<K, Arc<Slot<P, C, H>>>>,
+    hasher: foldhash::fast::RandomState,
+    /// Read without a lock: a lookup loads its shard's current table (a
+    /// read of the calling thread's own slot in `arc-swap`, no shared
+    /// write) and finds the key in it. Changes copy the table and swap
+    /// the copy in, one writer at a time.
+    shards: [ArcSwap<Table<K, P, C, H>>; SHARDS],
+    writer: Mutex<()>,
     evictions: AtomicU64,
 }
 
@@ -111,7 +142,9 @@ where
         Registry {
             make: Box::new(make),
             limit: None,
-            slots: RwLock::new(HashMap::new()),
+            hasher: foldhash::fast::RandomState::default(),
+            shards: std::array::from_fn(|_| ArcSwap::from_pointee(HashTable::new())),
+            writer: Mutex::new(()),
             evictions: AtomicU64::new(0),
         }
     }
@@ -120,11 +153,10 @@ where
     /// limit first drops one breaker: one nobody asked for since the last
     /// drop, a closed one before any other (dropping an open breaker
     /// forgets that its dependency is down), and of those the first the
-    /// sweep meets. The sweep looks at every breaker kept, under the
-    /// registry's write lock: a drop costs O(limit), a lookup nothing more.
-    /// A dropped breaker goes on working for whoever holds it, but is no
-    /// longer in the registry, its iteration or its metrics; its key gets a
-    /// new one if asked again.
+    /// sweep meets. The sweep looks at every breaker kept: a drop costs
+    /// O(limit), a lookup nothing more. A dropped breaker goes on working
+    /// for whoever holds it, but is no longer in the registry, its
+    /// iteration or its metrics; its key gets a new one if asked again.
     pub fn bounded(mut self, limit: usize) -> Self {
         self.limit = Some(limit.max(1));
         self
@@ -137,57 +169,151 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let slot = {
-            let slots = self.read();
-            match slots.get(key) {
-                Some(slot) => {
-                    // A load first: a key in steady use writes nothing shared.
+        let hash = self.hasher.hash_one(key);
+        let slot = match self.find(hash, key) {
+            Some(slot) => {
+                // A load first: a key in steady use writes nothing shared.
+                if !slot.used.load(Ordering::Relaxed) {
+                    slot.used.store(true, Ordering::Relaxed);
+                }
+                if let Some(breaker) = slot.breaker.get() {
+                    return breaker.clone();
+                }
+                slot
+            }
+            None => self.insert(key.to_owned(), hash),
+        };
+        // The first ask of a key (or a racing one), with no lock held.
+        slot.breaker.get_or_init(|| (self.make)(&slot.key)).clone()
+    }
+
+    /// Runs `f` on the breaker for `key` (made now if it is the first
+    /// ask), lent rather than handed out: where [`get`](Self::get) bumps
+    /// the breaker's reference count, a shared write, this writes nothing
+    /// another thread reads, so lookups on many threads never contend.
+    ///
+    /// ```
+    /// use breakerbox_std::{Config, ConsecutiveFailures, Registry, StdBreaker};
+    ///
+    /// let registry = Registry::new(|name| {
+    ///     StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(5).unwrap())
+    ///         .name(name)
+    ///         .build()
+    /// });
+    /// let answer = registry.with("db", |db| db.call(|| Ok::<_, ()>(42)));
+    /// assert_eq!(answer, Ok(42));
+    /// ```
+    pub fn with<Q, R>(&self, key: &Q, f: impl FnOnce(&StdBreaker<P, C, H>) -> R) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        {
+            let table = self.shards[shard_of(hash)].load();
+            if let Some(slot) = table.find(hash, |slot| slot.key.borrow() == key) {
+                if let Some(breaker) = slot.breaker.get() {
                     if !slot.used.load(Ordering::Relaxed) {
                         slot.used.store(true, Ordering::Relaxed);
                     }
-                    if let Some(breaker) = slot.breaker.get() {
-                        return breaker.clone();
-                    }
-                    slot.clone()
-                }
-                None => {
-                    drop(slots);
-                    self.insert(key.to_owned())
+                    return f(breaker);
                 }
             }
-        };
-        // The first ask of a key (or a racing one): make it for a copy of
-        // the key, the map's own being under its lock.
-        let key = key.to_owned();
-        slot.breaker.get_or_init(|| (self.make)(&key)).clone()
+        }
+        f(&self.get(key))
+    }
+
+    /// The slot of `key` (whose hash is `hash`), if it has one.
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<Arc<Slot<K, P, C, H>>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.shards[shard_of(hash)]
+            .load()
+            .find(hash, |slot| slot.key.borrow() == key)
+            .cloned()
+    }
+
+    /// Changes one shard's table: a copy, changed by `change`, swapped in.
+    /// Callers hold the writer lock, so no change is lost.
+    fn change_shard<T>(&self, hash: u64, change: impl FnOnce(&mut Table<K, P, C, H>) -> T) -> T {
+        let shard = &self.shards[shard_of(hash)];
+        let mut table = Table::clone(&shard.load());
+        let answer = change(&mut table);
+        shard.store(Arc::new(table));
+        answer
+    }
+
+    fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds an empty slot for `key` (or finds the one a racing thread
     /// added), dropping one past the limit.
-    fn insert(&self, key: K) -> Arc<Slot<P, C, H>> {
-        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = slots.get(&key) {
-            return slot.clone();
+    fn insert(&self, key: K, hash: u64) -> Arc<Slot<K, P, C, H>> {
+        let _writer = self.write_lock();
+        if let Some(slot) = self.find(hash, key.borrow()) {
+            return slot;
         }
         if let Some(limit) = self.limit {
-            while slots.len() >= limit {
-                let Some(victim) = choose_victim(&slots) else {
+            while self.slot_count() >= limit {
+                let Some(victim) = self.choose_victim() else {
                     break;
                 };
-                slots.remove(&victim);
+                self.change_shard(victim.hash, |table| {
+                    if let Ok(entry) = table.find_entry(victim.hash, |s| Arc::ptr_eq(s, &victim)) {
+                        entry.remove();
+                    }
+                });
                 self.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
         let slot = Arc::new(Slot {
+            key,
+            hash,
             breaker: OnceLock::new(),
             used: AtomicBool::new(true),
         });
-        slots.insert(key, slot.clone());
+        self.change_shard(hash, |table| {
+            table.insert_unique(hash, slot.clone(), |s| s.hash);
+        });
         slot
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<K, Arc<Slot<P, C, H>>>> {
-        self.slots.read().unwrap_or_else(|p| p.into_inner())
+    /// Every slot, made or being made.
+    fn slots(&self) -> impl Iterator<Item = Arc<Slot<K, P, C, H>>> + '_ {
+        self.shards
+            .iter()
+            .flat_map(|shard| shard.load_full().iter().cloned().collect::<Vec<_>>())
+    }
+
+    fn slot_count(&self) -> usize {
+        self.shards.iter().map(|shard| shard.load().len()).sum()
+    }
+
+    /// The slot to drop: not used since the last sweep before used, closed
+    /// (or not made yet) before any other state; the sweep clears every
+    /// use mark.
+    fn choose_victim(&self) -> Option<Arc<Slot<K, P, C, H>>> {
+        let rank = |slot: &Slot<K, P, C, H>| {
+            let used = slot.used.load(Ordering::Relaxed);
+            let closed = slot
+                .breaker
+                .get()
+                .is_none_or(|b| b.state() == State::Closed);
+            // Lower is dropped first.
+            u8::from(used) * 2 + u8::from(!closed)
+        };
+        let mut best: Option<(u8, SlotRef<K, P, C, H>)> = None;
+        for slot in self.slots() {
+            let r = rank(&slot);
+            slot.used.store(false, Ordering::Relaxed);
+            if best.as_ref().is_none_or(|(b, _)| r < *b) {
+                best = Some((r, slot));
+            }
+        }
+        best.map(|(_, slot)| slot)
     }
 
     /// The breaker for `key`, if it was made (and not dropped).
@@ -196,9 +322,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.read()
-            .get(key)
-            .and_then(|slot| slot.breaker.get().cloned())
+        let slot = self.find(self.hasher.hash_one(key), key)?;
+        slot.breaker.get().cloned()
     }
 
     /// Drops the breaker for `key` from the registry, giving it back.
@@ -207,26 +332,28 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
-        slots
-            .remove(key)
-            .and_then(|slot| slot.breaker.get().cloned())
+        let hash = self.hasher.hash_one(key);
+        let _writer = self.write_lock();
+        self.find(hash, key)?;
+        let slot = self.change_shard(hash, |table| {
+            let entry = table.find_entry(hash, |s| s.key.borrow() == key).ok()?;
+            Some(entry.remove().0)
+        })?;
+        slot.breaker.get().cloned()
     }
 
     /// Every `(key, breaker)` made so far, in no particular order: a
-    /// snapshot, so no lock is held while you go through it.
+    /// snapshot, so nothing is held while you go through it.
     pub fn iter(&self) -> std::vec::IntoIter<(K, StdBreaker<P, C, H>)> {
-        self.read()
-            .iter()
-            .filter_map(|(k, slot)| slot.breaker.get().map(|b| (k.clone(), b.clone())))
+        self.slots()
+            .filter_map(|slot| slot.breaker.get().map(|b| (slot.key.clone(), b.clone())))
             .collect::<Vec<_>>()
             .into_iter()
     }
 
     /// How many breakers were made (and kept).
     pub fn len(&self) -> usize {
-        self.read()
-            .values()
+        self.slots()
             .filter(|slot| slot.breaker.get().is_some())
             .count()
     }
@@ -253,37 +380,6 @@ where
     }
 }
 
-/// The key to drop: not used since the last sweep before used, closed (or
-/// not made yet) before any other state; the sweep clears every use mark.
-fn choose_victim<K: Clone, P: TripPolicy, C: Clock, const H: usize>(
-    slots: &HashMap<K, Arc<Slot<P, C, H>>>,
-) -> Option<K> {
-    let rank = |slot: &Slot<P, C, H>| {
-        let used = slot.used.load(Ordering::Relaxed);
-        let closed = slot
-            .breaker
-            .get()
-            .is_none_or(|b| b.state() == State::Closed);
-        // Lower is dropped first.
-        u8::from(used) * 2 + u8::from(!closed)
-    };
-    let mut best: Option<(u8, &K)> = None;
-    for (key, slot) in slots {
-        let r = rank(slot);
-        if best.is_none_or(|(b, _)| r < b) {
-            best = Some((r, key));
-            if r == 0 {
-                break;
-            }
-        }
-    }
-    let victim = best.map(|(_, k)| k.clone());
-    for slot in slots.values() {
-        slot.used.store(false, Ordering::Relaxed);
-    }
-    victim
-}
-
 impl<K, P: TripPolicy, C: Clock, const H: usize> IntoIterator for &Registry<K, P, C, H>
 where
     K: Hash + Eq + Clone,
@@ -297,23 +393,18 @@ where
 }
 
 impl<K, P: TripPolicy, C: Clock, const H: usize> fmt::Debug for Registry<K, P, C, H> {
-    /// The names of the breakers it holds, sorted; never waits for the
-    /// registry's lock (a registry busy making a breaker says so).
+    /// The names of the breakers it holds, sorted; never waits (the
+    /// registry has no lock a reader takes).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Registry");
-        match self.slots.try_read() {
-            Ok(slots) => {
-                let mut names: Vec<&str> = slots
-                    .values()
-                    .filter_map(|slot| slot.breaker.get().map(StdBreaker::name))
-                    .collect();
-                names.sort_unstable();
-                d.field("breakers", &names);
-            }
-            Err(_) => {
-                d.field("breakers", &format_args!("(busy)"));
-            }
-        }
+        let tables: Vec<_> = self.shards.iter().map(ArcSwap::load_full).collect();
+        let mut names: Vec<&str> = tables
+            .iter()
+            .flat_map(|table| table.iter())
+            .filter_map(|slot| slot.breaker.get().map(StdBreaker::name))
+            .collect();
+        names.sort_unstable();
+        d.field("breakers", &names);
         if let Some(limit) = self.limit {
             d.field("limit", &limit);
         }

@@ -131,3 +131,56 @@ fn a_limit_below_one_keeps_one() {
     assert_eq!(registry.names(), ["b"]);
     assert_eq!(b.name(), "b");
 }
+
+/// A thousand keys spread over every one of the registry's tables: each
+/// made once, found by `get`, `with` and `existing` alike, and dropped by
+/// `remove` and by the bound without losing any other.
+#[test]
+fn many_keys_are_each_made_once_and_found_by_every_lookup() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let made = Arc::new(AtomicUsize::new(0));
+    let counter = made.clone();
+    let registry = Registry::keyed(move |host: &u32| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap())
+            .name(format!("host-{host}"))
+            .build()
+    });
+    for host in 0..1_000u32 {
+        let name = registry.with(&host, |b| b.name().to_owned());
+        assert_eq!(name, format!("host-{host}"));
+    }
+    for host in 0..1_000u32 {
+        assert_eq!(registry.get(&host).name(), format!("host-{host}"));
+    }
+    assert_eq!(
+        (made.load(Ordering::Relaxed), registry.len()),
+        (1_000, 1_000)
+    );
+    // One breaker behind every lookup: tripped through `with`, open for `get`.
+    let _ = registry.with(&7, |b| b.call(fail));
+    assert_eq!(registry.get(&7).state(), State::Open);
+    assert_eq!(
+        registry.existing(&8).map(|b| b.state()),
+        Some(State::Closed)
+    );
+    assert_eq!(registry.remove(&7).map(|b| b.state()), Some(State::Open));
+    assert!(registry.existing(&7).is_none());
+    assert_eq!(registry.len(), 999);
+    assert_eq!(registry.get(&7).state(), State::Closed, "a new breaker");
+    assert_eq!(made.load(Ordering::Relaxed), 1_001);
+
+    let bounded = Registry::keyed(|host: &u32| {
+        StdBreaker::builder(Config::DEFAULT, ConsecutiveFailures::new(1).unwrap())
+            .name(format!("host-{host}"))
+            .build()
+    })
+    .bounded(100);
+    for host in 0..1_000u32 {
+        bounded.with(&host, |_| ());
+    }
+    assert_eq!((bounded.len(), bounded.evictions()), (100, 900));
+    assert!(bounded.existing(&999).is_some(), "the newest is kept");
+}
