@@ -59,8 +59,8 @@ fn shard_of(hash: u64) -> usize {
 /// use the registry for other keys.
 ///
 /// A lookup takes no lock and writes nothing another thread reads, apart
-/// from the handle's reference count: it hashes the key once (foldhash,
-/// seeded per registry) and reads one table. Adding or dropping a key
+/// from reference counts ([`with`](Registry::with) makes none): it hashes
+/// the key once (foldhash, seeded per registry) and reads one table. Adding or dropping a key
 /// copies one of the registry's 64 tables, so it costs O(len / 64).
 ///
 /// Its breakers may trip by different rules: the default policy type is
