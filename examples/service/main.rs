@@ -1,20 +1,25 @@
 //! A real HTTP service on loopback that fails in phases (healthy, outage,
 //! slow, recovered), and client threads calling two of its endpoints with a
 //! real blocking HTTP client, each through its own breaker. The breakers
-//! come from `examples/service.toml` into a registry; one listener tells
-//! every transition with the breaker's name; the metrics are scraped at the
-//! end. About 17 seconds, no arguments.
+//! come from `examples/service/service.toml` into a registry; one listener
+//! tells every transition with the breaker's name; the metrics are scraped
+//! at the end, and a picture of every call and each breaker's state is
+//! written to `target/service.svg` (or the path given). About 17 seconds.
 //!
-//! `cargo run --example service --features serde,metrics`
+//! `cargo run --example service --features serde,metrics [-- picture.svg]`
+
+mod timeline;
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use breakerbox::{BreakersFile, CallError, Outcome, Registry, State};
+use breakerbox::{BreakersFile, CallError, Outcome, Registry};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use timeline::{CallMark, Ending, Timeline};
 
 /// The service's phases: name, length, and how it answers.
 const PHASES: [Phase; 4] = [
@@ -69,16 +74,6 @@ impl Phase {
     }
 }
 
-/// A breaker's state in the strip at the end.
-fn state_mark(state: State) -> char {
-    match state {
-        State::Closed => '.',
-        State::Open => 'X',
-        State::HalfOpen => 'h',
-        _ => '?',
-    }
-}
-
 /// Which phase `elapsed` falls in (the last one past the end).
 fn phase_at(elapsed: Duration) -> usize {
     let mut end = 0;
@@ -105,6 +100,10 @@ struct Tally {
 }
 
 fn main() {
+    let picture = std::env::args_os()
+        .nth(1)
+        .map_or_else(|| PathBuf::from("target/service.svg"), PathBuf::from);
+
     // Metrics first: each breaker registers its series when it is built.
     let recorder = DebuggingRecorder::new();
     let scrape = recorder.snapshotter();
@@ -113,6 +112,7 @@ fn main() {
     let start = Instant::now();
     let total = Duration::from_secs(PHASES.iter().map(|p| p.secs).sum());
     let tallies: Arc<[Tally; 4]> = Arc::default();
+    let timeline = Arc::new(Timeline::default());
 
     // The service: a real HTTP server on an ephemeral loopback port.
     let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("a loopback port"));
@@ -140,12 +140,18 @@ fn main() {
     let file: BreakersFile =
         toml::from_str(include_str!("service.toml")).expect("examples/service.toml is valid");
     let live = std::io::stdout().is_terminal();
+    let heard = timeline.clone();
     let registry = Arc::new(Registry::new(move |name| {
+        let endpoint = ENDPOINTS.iter().position(|e| *e == name);
+        let heard = heard.clone();
         file.spec(name)
             .builder()
             .name(name)
             .on_transition(move |event| {
                 let at = start.elapsed().as_secs_f64();
+                if let Some(endpoint) = endpoint {
+                    heard.transition(endpoint, at, event.transition.to);
+                }
                 let line = format!("{at:6.2}s  >> {event}");
                 if live {
                     print!("\r\x1b[2K{line}\n");
@@ -171,6 +177,7 @@ fn main() {
     let clients: Vec<_> = (0..CLIENTS)
         .map(|client| {
             let (registry, tallies, done) = (registry.clone(), tallies.clone(), done.clone());
+            let timeline = timeline.clone();
             thread::spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .timeout_global(Some(CLIENT_TIMEOUT))
@@ -180,11 +187,12 @@ fn main() {
                 let mut n = client;
                 while !done.load(Ordering::Relaxed) {
                     n += 1;
-                    let endpoint = ENDPOINTS[n % ENDPOINTS.len()];
+                    let index = n % ENDPOINTS.len();
+                    let endpoint = ENDPOINTS[index];
                     let url = format!("http://127.0.0.1:{port}/{endpoint}");
-                    let tally = &tallies[phase_at(start.elapsed())];
-                    tally.calls.fetch_add(1, Ordering::Relaxed);
                     let began = Instant::now();
+                    let tally = &tallies[phase_at(began - start)];
+                    tally.calls.fetch_add(1, Ordering::Relaxed);
                     let result = registry.get(endpoint).call_classified(
                         || agent.get(&url).call().map(|_| ()),
                         |result| match result {
@@ -206,9 +214,22 @@ fn main() {
                             tally.failed_micros.fetch_add(micros, Ordering::Relaxed);
                         }
                     }
-                    if took >= SLOW && !matches!(result, Err(CallError::Rejected(_))) {
+                    let rejected = matches!(result, Err(CallError::Rejected(_)));
+                    let slow = took >= SLOW && !rejected;
+                    if slow {
                         tally.slow.fetch_add(1, Ordering::Relaxed);
                     }
+                    timeline.call(CallMark {
+                        endpoint: index,
+                        at: (began - start).as_secs_f64(),
+                        took_ms: took.as_secs_f64() * 1e3,
+                        ending: match result {
+                            Ok(()) => Ending::Succeeded,
+                            Err(CallError::Inner(_)) => Ending::Failed,
+                            Err(_) => Ending::Rejected,
+                        },
+                        slow,
+                    });
                     thread::sleep(PAUSE_BETWEEN_CALLS);
                 }
             })
@@ -217,20 +238,10 @@ fn main() {
 
     // The live status line (a line a second when not on a terminal): the
     // service's phase against each breaker's state.
-    // Every 200 ms the strips at the end get one mark per row.
-    let mut strips: Vec<String> = vec![String::new(); 1 + ENDPOINTS.len()];
     let mut last_print = Duration::ZERO;
-    let mut ticks = 0u64;
     while start.elapsed() < total {
         thread::sleep(Duration::from_millis(100));
         let elapsed = start.elapsed();
-        ticks += 1;
-        if ticks.is_multiple_of(2) {
-            strips[0].push(PHASES[phase_at(elapsed)].mark);
-            for (strip, name) in strips[1..].iter_mut().zip(ENDPOINTS) {
-                strip.push(state_mark(registry.get(name).state()));
-            }
-        }
         if !live && elapsed - last_print < Duration::from_secs(1) {
             continue;
         }
@@ -266,17 +277,37 @@ fn main() {
     if live {
         println!();
     }
-    // The service's phase against each breaker's state, 200 ms a mark.
+    // The service's phase against each breaker's state, 200 ms a mark,
+    // drawn from every transition the listeners heard.
+    const STEP: Duration = Duration::from_millis(200);
+    let end = total.as_secs_f64();
     println!("\none mark per 200 ms:");
-    let labels = std::iter::once("service").chain(ENDPOINTS);
-    for (label, strip) in labels.zip(&strips) {
-        println!("  {label:<9} {strip}");
+    let service: String = (0..total.as_millis() / STEP.as_millis())
+        .map(|i| PHASES[phase_at(STEP * i as u32)].mark)
+        .collect();
+    println!("  {:<9} {service}", "service");
+    for (endpoint, name) in ENDPOINTS.iter().enumerate() {
+        let strip = timeline.strip(endpoint, STEP.as_secs_f64(), end);
+        println!("  {name:<9} {strip}");
     }
     println!(
-        "  service: {}; breakers: . closed, X open, h half-open",
+        "  service: {}; breakers: . closed, X open at some time in the 200 ms, h half-open at some time",
         PHASES.map(|p| format!("{} {}", p.mark, p.name)).join(", ")
     );
     summary(&tallies);
+
+    if let Some(dir) = picture.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let phases = PHASES.map(|p| (p.name, p.secs as f64));
+    let slow_ms = SLOW.as_secs_f64() * 1e3;
+    match timeline.draw(&picture, &ENDPOINTS, &phases, slow_ms, end) {
+        Ok(()) => println!(
+            "\nevery call and each breaker's state: {}",
+            picture.display()
+        ),
+        Err(e) => eprintln!("\nno picture written to {}: {e}", picture.display()),
+    }
 
     // What a dashboard scraping the breakers would show now.
     registry.export_metrics();
