@@ -238,10 +238,23 @@ fn main() {
 
     // The live status line (a line a second when not on a terminal): the
     // service's phase against each breaker's state.
+    // Every 100 ms, the stale reports the breakers counted since the last
+    // look go to the phase they arrived in.
+    let stale_total = || -> u64 {
+        ENDPOINTS
+            .iter()
+            .map(|name| registry.get(*name).metrics().counts.stale)
+            .sum()
+    };
+    let mut stale = [0u64; 4];
+    let mut stale_seen = 0;
     let mut last_print = Duration::ZERO;
     while start.elapsed() < total {
         thread::sleep(Duration::from_millis(100));
         let elapsed = start.elapsed();
+        let now = stale_total();
+        stale[phase_at(elapsed)] += now - stale_seen;
+        stale_seen = now;
         if !live && elapsed - last_print < Duration::from_secs(1) {
             continue;
         }
@@ -267,6 +280,7 @@ fn main() {
     for c in clients {
         c.join().expect("a client thread");
     }
+    stale[PHASES.len() - 1] += stale_total() - stale_seen;
     server.unblock();
     for _ in 0..handlers.len() {
         server.unblock();
@@ -294,7 +308,7 @@ fn main() {
         "  service: {}; breakers: . closed, X open at some time in the 200 ms, h half-open at some time",
         PHASES.map(|p| format!("{} {}", p.mark, p.name)).join(", ")
     );
-    summary(&tallies);
+    summary(&tallies, &stale);
 
     if let Some(dir) = picture.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -335,14 +349,18 @@ fn main() {
     println!("{}", series.join("\n"));
 }
 
-fn summary(tallies: &[Tally; 4]) {
+fn summary(tallies: &[Tally; 4], stale: &[u64; 4]) {
     let get = |t: &Tally, f: fn(&Tally) -> &AtomicU64| f(t).load(Ordering::Relaxed);
-    println!("\n| phase     | calls | reached service | failures | slow | successes | rejected |");
-    println!("|-----------|------:|----------------:|---------:|-----:|----------:|---------:|");
-    let mut totals = [0u64; 6];
+    println!(
+        "\n| phase     | calls | reached service | failures | slow | successes | rejected | stale |"
+    );
+    println!(
+        "|-----------|------:|----------------:|---------:|-----:|----------:|---------:|------:|"
+    );
+    let mut totals = [0u64; 7];
     let (mut failed_micros, mut failed_calls) = (0u64, 0u64);
     let (mut rejected_failing, mut rejected_healthy) = (0u64, 0u64);
-    for (phase, t) in PHASES.iter().zip(tallies.iter()) {
+    for ((phase, t), &stale) in PHASES.iter().zip(tallies.iter()).zip(stale) {
         let row = [
             get(t, |t| &t.calls),
             get(t, |t| &t.reached),
@@ -350,6 +368,7 @@ fn summary(tallies: &[Tally; 4]) {
             get(t, |t| &t.slow),
             get(t, |t| &t.succeeded),
             get(t, |t| &t.rejected),
+            stale,
         ];
         failed_micros += get(t, |t| &t.failed_micros);
         failed_calls += row[2];
@@ -362,13 +381,13 @@ fn summary(tallies: &[Tally; 4]) {
             *sum += v;
         }
         println!(
-            "| {:<9} | {:>5} | {:>15} | {:>8} | {:>4} | {:>9} | {:>8} |",
-            phase.name, row[0], row[1], row[2], row[3], row[4], row[5]
+            "| {:<9} | {:>5} | {:>15} | {:>8} | {:>4} | {:>9} | {:>8} | {:>5} |",
+            phase.name, row[0], row[1], row[2], row[3], row[4], row[5], row[6]
         );
     }
     println!(
-        "| **total** | {:>5} | {:>15} | {:>8} | {:>4} | {:>9} | {:>8} |",
-        totals[0], totals[1], totals[2], totals[3], totals[4], totals[5]
+        "| **total** | {:>5} | {:>15} | {:>8} | {:>4} | {:>9} | {:>8} | {:>5} |",
+        totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6]
     );
     // Only a rejection while the service was failing spared a caller a
     // failing call; one after it recovered is the price of the backoff.
@@ -384,9 +403,10 @@ fn summary(tallies: &[Tally; 4]) {
     );
     println!(
         "Slow counts calls of {} ms or more that reached the service; a call counts in the \
-         phase it started in. The breakers' own counts below leave out the stale reports \
-         (breakerbox_stale_total): calls admitted before a transition and reported after it, \
-         which change nothing.",
+         phase it started in. Stale counts reports, in the phase they arrived in, of calls \
+         admitted before a transition and ended after it: they change no count and no state, \
+         so the breakers' own counts below (breakerbox_failures_total and the rest) leave \
+         them out, and their sum is the stale column's.",
         SLOW.as_millis()
     );
 }

@@ -170,20 +170,15 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
+        if let Ok(breaker) = self.lend(hash, key, StdBreaker::clone) {
+            return breaker;
+        }
+        // The first ask of a key (or a racing one): its slot, then its
+        // breaker, made with no lock held.
         let slot = match self.find(hash, key) {
-            Some(slot) => {
-                // A load first: a key in steady use writes nothing shared.
-                if !slot.used.load(Ordering::Relaxed) {
-                    slot.used.store(true, Ordering::Relaxed);
-                }
-                if let Some(breaker) = slot.breaker.get() {
-                    return breaker.clone();
-                }
-                slot
-            }
+            Some(slot) => slot,
             None => self.insert(key.to_owned(), hash),
         };
-        // The first ask of a key (or a racing one), with no lock held.
         slot.breaker.get_or_init(|| (self.make)(&slot.key)).clone()
     }
 
@@ -209,18 +204,29 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        {
-            let table = self.shards[shard_of(hash)].load();
-            if let Some(slot) = table.find(hash, |slot| slot.key.borrow() == key) {
-                if let Some(breaker) = slot.breaker.get() {
-                    if !slot.used.load(Ordering::Relaxed) {
-                        slot.used.store(true, Ordering::Relaxed);
-                    }
-                    return f(breaker);
-                }
-            }
+        self.lend(hash, key, f)
+            .unwrap_or_else(|f| f(&self.get(key)))
+    }
+
+    /// Runs `f` on the breaker for `key` (whose hash is `hash`) if it was
+    /// made, marking it used, and touches no reference count; gives `f`
+    /// back if there is no breaker yet.
+    fn lend<Q, R, F>(&self, hash: u64, key: &Q, f: F) -> Result<R, F>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        F: FnOnce(&StdBreaker<P, C, H>) -> R,
+    {
+        let table = self.shards[shard_of(hash)].load();
+        let found = table.find(hash, |slot| slot.key.borrow() == key);
+        let Some((slot, breaker)) = found.and_then(|s| Some((s, s.breaker.get()?))) else {
+            return Err(f);
+        };
+        // A load first: a key in steady use writes nothing shared.
+        if !slot.used.load(Ordering::Relaxed) {
+            slot.used.store(true, Ordering::Relaxed);
         }
-        f(&self.get(key))
+        Ok(f(breaker))
     }
 
     /// The slot of `key` (whose hash is `hash`), if it has one.
@@ -316,7 +322,8 @@ where
         best.map(|(_, slot)| slot)
     }
 
-    /// The breaker for `key`, if it was made (and not dropped).
+    /// The breaker for `key`, if it was made (and not dropped). A look
+    /// that does not count as use: a bounded registry may still drop it.
     pub fn existing<Q>(&self, key: &Q) -> Option<StdBreaker<P, C, H>>
     where
         K: Borrow<Q>,
