@@ -383,8 +383,8 @@ fn next_index() -> usize {
     })
 }
 
-/// A lookup by name plus a closed call, in a registry of 10,000 breakers,
-/// beside the same walk over handles held directly.
+/// A closed call on each of 10,000 breakers in turn: built directly, kept
+/// as handles from a registry, or looked up in the registry per call.
 fn registry(c: &mut Criterion) {
     let names: Vec<String> = (0..REGISTERED).map(|i| format!("host-{i}")).collect();
     let registry = Registry::new(|name| {
@@ -392,18 +392,30 @@ fn registry(c: &mut Criterion) {
             .name(name)
             .build()
     });
-    let held: Vec<_> = names.iter().map(|n| registry.get(n.as_str())).collect();
+    let handles: Vec<_> = names.iter().map(|n| registry.get(n.as_str())).collect();
+    // The same breakers built one by one, never in a registry.
+    let built: Vec<_> = names
+        .iter()
+        .map(|n| {
+            StdBreaker::builder(Config::DEFAULT, consecutive())
+                .name(n)
+                .build()
+        })
+        .collect();
+    let direct = || built[next_index()].call(op).is_ok();
+    let held = || handles[next_index()].call(op).is_ok();
     let lookup = || registry.get(names[next_index()].as_str()).call(op).is_ok();
     let lent = || registry.with(names[next_index()].as_str(), |b| b.call(op).is_ok());
-    let direct = || held[next_index()].call(op).is_ok();
 
     let mut g = c.benchmark_group("registry_10000");
-    g.bench_function("held", |b| b.iter(direct));
+    g.bench_function("direct", |b| b.iter(direct));
+    g.bench_function("held", |b| b.iter(held));
     g.bench_function("lookup", |b| b.iter(lookup));
     g.bench_function("lent", |b| b.iter(lent));
     g.finish();
     let mut g = c.benchmark_group("two_threads_registry_10000");
-    two_thread_subject!(g, "held", direct);
+    two_thread_subject!(g, "direct", direct);
+    two_thread_subject!(g, "held", held);
     two_thread_subject!(g, "lookup", lookup);
     two_thread_subject!(g, "lent", lent);
     g.finish();
