@@ -537,7 +537,7 @@ fn reopening(reason: TransitionReason) -> bool {
     matches!(
         reason,
         TransitionReason::ProbeFailed
-            | TransitionReason::ProbeRateExceeded
+            | TransitionReason::ProbeRateExceeded(_)
             | TransitionReason::ProbeLeaseExpired
     )
 }

@@ -407,9 +407,11 @@ pub enum TransitionReason {
     ProbesSucceeded,
     /// Half-open to open: a probe failed.
     ProbeFailed,
-    /// Half-open to open: the probes' failure or slow-call rate reached its
-    /// threshold ([`HalfOpenVerdict::Rates`]).
-    ProbeRateExceeded,
+    /// Half-open to open: the probes' failure rate
+    /// ([`TripRule::FailureRate`]) or slow-call rate
+    /// ([`TripRule::SlowCallRate`]) reached its threshold
+    /// ([`HalfOpenVerdict::Rates`]); the failure rate is named when both did.
+    ProbeRateExceeded(TripRule),
     /// Half-open to open: probes stayed out past the probe lease.
     ProbeLeaseExpired,
     /// Manual: [`Breaker::force_open`].
@@ -478,9 +480,12 @@ impl TransitionReason {
     /// The reason in a few words, for logs and labels.
     ///
     /// ```
-    /// use breakerbox_core::TransitionReason;
+    /// use breakerbox_core::{TransitionReason, TripRule};
     ///
     /// assert_eq!(TransitionReason::ProbeLeaseExpired.as_str(), "probe lease expired");
+    /// // Display names the rule where there is one.
+    /// let slow = TransitionReason::ProbeRateExceeded(TripRule::SlowCallRate);
+    /// assert_eq!(slow.to_string(), "probes' slow-call rate reached");
     /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -488,7 +493,7 @@ impl TransitionReason {
             TransitionReason::OpenElapsed => "open duration elapsed",
             TransitionReason::ProbesSucceeded => "probes succeeded",
             TransitionReason::ProbeFailed => "a probe failed",
-            TransitionReason::ProbeRateExceeded => "probe failure or slow rate reached",
+            TransitionReason::ProbeRateExceeded(_) => "probes' rate reached",
             TransitionReason::ProbeLeaseExpired => "probe lease expired",
             TransitionReason::ForcedOpen => "forced open",
             TransitionReason::Disabled => "disabled",
@@ -500,11 +505,13 @@ impl TransitionReason {
 }
 
 impl fmt::Display for TransitionReason {
-    /// [`as_str`](Self::as_str), and for a trip the rule that fired:
-    /// `tripped by failure rate`.
+    /// [`as_str`](Self::as_str), and for a trip or the probes' rates the
+    /// rule that fired: `tripped by failure rate`, `probes' slow-call rate
+    /// reached`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TransitionReason::Tripped(rule) => write!(f, "tripped by {rule}"),
+            TransitionReason::ProbeRateExceeded(rule) => write!(f, "probes' {rule} reached"),
             reason => f.write_str(reason.as_str()),
         }
     }
@@ -1096,8 +1103,15 @@ impl<P: TripPolicy, const H: usize, S: Settings> Machine<P, H, S> {
                     Some(rate) => rate.is_reached_by(probes.slow as u64, results),
                     None => false,
                 };
-                if too_many_failures || too_slow {
-                    Some(self.reopen(TransitionReason::ProbeRateExceeded, t))
+                let rule = if too_many_failures {
+                    Some(TripRule::FailureRate)
+                } else if too_slow {
+                    Some(TripRule::SlowCallRate)
+                } else {
+                    None
+                };
+                if let Some(rule) = rule {
+                    Some(self.reopen(TransitionReason::ProbeRateExceeded(rule), t))
                 } else {
                     Some(self.close(TransitionReason::ProbesSucceeded, t))
                 }

@@ -539,7 +539,7 @@ pub fn clock(data: &[u8]) {
                         TransitionReason::Tripped(_) => outcome != Outcome::Ignored,
                         TransitionReason::ProbesSucceeded => outcome == Outcome::Success || by_rate,
                         TransitionReason::ProbeFailed => outcome == Outcome::Failure,
-                        TransitionReason::ProbeRateExceeded => {
+                        TransitionReason::ProbeRateExceeded(_) => {
                             by_rate && outcome != Outcome::Ignored
                         }
                         TransitionReason::ProbeLeaseExpired => true,

@@ -417,7 +417,7 @@ fn is_reopening(reason: TransitionReason) -> bool {
     matches!(
         reason,
         TransitionReason::ProbeFailed
-            | TransitionReason::ProbeRateExceeded
+            | TransitionReason::ProbeRateExceeded(_)
             | TransitionReason::ProbeLeaseExpired
     )
 }
@@ -846,10 +846,17 @@ impl Model {
                     Some((failure_rate, slow_rate)) => {
                         let results = successes + failures;
                         if results >= s.successes_to_close {
-                            let bad = reached(failure_rate, failures, results)
-                                || slow_rate.is_some_and(|r| reached(r, slow_probes, results));
-                            if bad {
-                                self.open(&mut f, &p, TransitionReason::ProbeRateExceeded, now);
+                            // The failure rate is named first when both are reached.
+                            let rule = if reached(failure_rate, failures, results) {
+                                Some(TripRule::FailureRate)
+                            } else if slow_rate.is_some_and(|r| reached(r, slow_probes, results)) {
+                                Some(TripRule::SlowCallRate)
+                            } else {
+                                None
+                            };
+                            if let Some(rule) = rule {
+                                let reason = TransitionReason::ProbeRateExceeded(rule);
+                                self.open(&mut f, &p, reason, now);
                             } else {
                                 close(self, &mut f);
                             }

@@ -442,12 +442,25 @@ fn rate_verdict_judges_once_enough_probe_results_are_in() {
     assert_eq!(t.len(), 1);
     assert_eq!(
         (t[0].to, t[0].reason),
-        (State::Open, TransitionReason::ProbeRateExceeded)
+        (
+            State::Open,
+            TransitionReason::ProbeRateExceeded(TripRule::FailureRate)
+        )
     );
-    // Slow probes reopen by the slow-call rate.
+    // Slow probes reopen by the slow-call rate, and say so.
     let mut b = rate_verdict_breaker(50, Some(75));
     let t = probe(&mut b, [(S, 1), (S, 2), (S, 1), (S, 0)]);
-    assert_eq!(t[0].reason, TransitionReason::ProbeRateExceeded);
+    assert_eq!(
+        t[0].reason,
+        TransitionReason::ProbeRateExceeded(TripRule::SlowCallRate)
+    );
+    // Both rates reached: the failure rate is named.
+    let mut b = rate_verdict_breaker(50, Some(50));
+    let t = probe(&mut b, [(F, 1), (F, 1), (S, 0), (S, 0)]);
+    assert_eq!(
+        t[0].reason,
+        TransitionReason::ProbeRateExceeded(TripRule::FailureRate)
+    );
     let mut b = rate_verdict_breaker(50, Some(75));
     let t = probe(&mut b, [(S, 1), (S, 2), (S, 0), (S, 0)]);
     assert_eq!(t[0].to, State::Closed);
