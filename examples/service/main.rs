@@ -137,8 +137,8 @@ fn main() {
 
     // The breakers, from the file, each told to one listener that prints
     // its name with every transition.
-    let file: BreakersFile =
-        toml::from_str(include_str!("service.toml")).expect("examples/service.toml is valid");
+    let file: BreakersFile = toml::from_str(include_str!("service.toml"))
+        .expect("examples/service/service.toml is valid");
     let live = std::io::stdout().is_terminal();
     let heard = timeline.clone();
     let registry = Arc::new(Registry::new(move |name| {
@@ -201,21 +201,22 @@ fn main() {
                         },
                     );
                     let took = began.elapsed();
-                    match result {
-                        Err(CallError::Rejected(_)) => {
-                            tally.rejected.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(()) => {
-                            tally.succeeded.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(CallError::Inner(_)) => {
-                            tally.failed.fetch_add(1, Ordering::Relaxed);
-                            let micros = took.as_micros() as u64;
-                            tally.failed_micros.fetch_add(micros, Ordering::Relaxed);
-                        }
+                    let ending = match result {
+                        Ok(()) => Ending::Succeeded,
+                        Err(CallError::Inner(_)) => Ending::Failed,
+                        Err(_) => Ending::Rejected,
+                    };
+                    let counter = match ending {
+                        Ending::Succeeded => &tally.succeeded,
+                        Ending::Failed => &tally.failed,
+                        Ending::Rejected => &tally.rejected,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if ending == Ending::Failed {
+                        let micros = took.as_micros() as u64;
+                        tally.failed_micros.fetch_add(micros, Ordering::Relaxed);
                     }
-                    let rejected = matches!(result, Err(CallError::Rejected(_)));
-                    let slow = took >= SLOW && !rejected;
+                    let slow = took >= SLOW && ending != Ending::Rejected;
                     if slow {
                         tally.slow.fetch_add(1, Ordering::Relaxed);
                     }
@@ -223,11 +224,7 @@ fn main() {
                         endpoint: index,
                         at: (began - start).as_secs_f64(),
                         took_ms: took.as_secs_f64() * 1e3,
-                        ending: match result {
-                            Ok(()) => Ending::Succeeded,
-                            Err(CallError::Inner(_)) => Ending::Failed,
-                            Err(_) => Ending::Rejected,
-                        },
+                        ending,
                         slow,
                     });
                     thread::sleep(PAUSE_BETWEEN_CALLS);
@@ -236,10 +233,10 @@ fn main() {
         })
         .collect();
 
-    // The live status line (a line a second when not on a terminal): the
-    // service's phase against each breaker's state.
     // Every 100 ms, the stale reports the breakers counted since the last
-    // look go to the phase they arrived in.
+    // look go to the phase they arrived in, and the live status line (a
+    // line a second when not on a terminal) shows the service's phase
+    // against each breaker's state.
     let stale_total = || -> u64 {
         ENDPOINTS
             .iter()

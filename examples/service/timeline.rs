@@ -144,13 +144,13 @@ impl Timeline {
 
             // The breaker's spells away from closed; a half-open one of a
             // few milliseconds is widened to stay visible.
+            let spells = self.spans(endpoint, end);
             for (state, colour, label) in [
                 (State::Open, OPEN, "breaker open"),
                 (State::HalfOpen, HALF_OPEN, "breaker half-open"),
             ] {
-                let spells = self.spans(endpoint, end);
                 chart
-                    .draw_series(spells.into_iter().filter(|s| s.state == state).map(|s| {
+                    .draw_series(spells.iter().filter(|s| s.state == state).map(|s| {
                         let to = s.to.max(s.from + 0.04);
                         Rectangle::new([(s.from, 0.0), (to, TOP_MS)], colour.filled())
                     }))?
