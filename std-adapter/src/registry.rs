@@ -312,11 +312,14 @@ where
             u8::from(used) * 2 + u8::from(!closed)
         };
         let mut best: Option<(u8, SlotRef<K, P, C, H>)> = None;
-        for slot in self.slots() {
-            let r = rank(&slot);
-            slot.used.store(false, Ordering::Relaxed);
-            if best.as_ref().is_none_or(|(b, _)| r < *b) {
-                best = Some((r, slot));
+        for shard in &self.shards {
+            // Read in place: a drop copies nothing but the one slot it keeps.
+            for slot in shard.load().iter() {
+                let r = rank(slot);
+                slot.used.store(false, Ordering::Relaxed);
+                if best.as_ref().is_none_or(|(b, _)| r < *b) {
+                    best = Some((r, slot.clone()));
+                }
             }
         }
         best.map(|(_, slot)| slot)
